@@ -101,8 +101,9 @@ func PresetNames() []string {
 	return names
 }
 
-// maxConfigDim bounds every size in a Config so that products such as
-// VocabSize*EmbedDim cannot overflow an int on 32-bit wasm targets.
+// maxConfigDim bounds every size in a Config, so a malformed config cannot
+// ask for absurd sizes. Products such as VocabSize*EmbedDim can still exceed
+// a 32-bit int, so code that allocates from them checks the product first.
 const maxConfigDim = 1 << 20
 
 // Validate reports the first field that makes c unusable.
