@@ -1,0 +1,320 @@
+package core
+
+import "math"
+
+// Float32 kernels of the forward pass. Every kernel writes into a
+// caller-owned dst, allocates nothing and sums in one fixed order, so
+// outputs are bit-identical on every target.
+//
+// The Go specification lets a compiler fuse x*y + z into one FMA
+// instruction, and it does so on arm64, ppc64, s390x, riscv64 and on amd64
+// built with GOAMD64=v3. A fused result rounds once where the wasm build
+// rounds twice, so every multiply-add here is written acc += float32(a * b).
+// According to the specification, an explicit conversion rounds to the
+// target type and so forbids the fusion. Fusion also reaches across inlined calls, so a
+// product passed to a function, returned or stored is converted too.
+// TestNoFusedMultiplyAdd disassembles arm64 and amd64 v3 builds to check.
+//
+// Kernels panic on buffers that are too short, which is a programming
+// error because callers size their buffers from the Config.
+
+// layerNormEps is the epsilon of every LayerNorm, flax's default.
+const layerNormEps = 1e-6
+
+// maskedScore replaces the attention score of a padding key before the
+// softmax. The official M3AE code uses -1e7 rather than -Inf, and exp32
+// turns it into an exact 0.
+const maskedScore = -1e7
+
+// matMul sets dst[rows, out] = x[rows, in] · w[in, out] + bias[out], with
+// w in flax's [in, out] layout (element (k, j) at k*out + j). A nil bias
+// counts as zeros. Each output element starts from its bias and adds the
+// products over k in ascending order, whatever the tiling, so the bits do
+// not depend on rows or on the position of the element in a tile.
+func matMul(dst, x, w, bias []float32, rows, in, out int) {
+	if rows == 0 || out == 0 {
+		return
+	}
+	_ = dst[rows*out-1]
+	_ = x[rows*in-1]
+	_ = w[in*out-1]
+
+	// Register tiles of 2 rows by 4 columns. Walking the column tiles in the
+	// outer loop keeps one [in, 4] strip of w in cache while every row pair
+	// passes over it.
+	j := 0
+	for ; j+4 <= out; j += 4 {
+		b0, b1, b2, b3 := biasAt(bias, j), biasAt(bias, j+1), biasAt(bias, j+2), biasAt(bias, j+3)
+		i := 0
+		for ; i+2 <= rows; i += 2 {
+			x0 := x[i*in : i*in+in]
+			x1 := x[(i+1)*in : (i+1)*in+in]
+			x1 = x1[:len(x0)]
+			a00, a01, a02, a03 := b0, b1, b2, b3
+			a10, a11, a12, a13 := b0, b1, b2, b3
+			p := j
+			for k, v0 := range x0 {
+				v1 := x1[k]
+				wk := w[p : p+4 : p+4]
+				c0, c1, c2, c3 := wk[0], wk[1], wk[2], wk[3]
+				a00 += float32(v0 * c0)
+				a01 += float32(v0 * c1)
+				a02 += float32(v0 * c2)
+				a03 += float32(v0 * c3)
+				a10 += float32(v1 * c0)
+				a11 += float32(v1 * c1)
+				a12 += float32(v1 * c2)
+				a13 += float32(v1 * c3)
+				p += out
+			}
+			d0 := dst[i*out+j : i*out+j+4]
+			d0[0], d0[1], d0[2], d0[3] = a00, a01, a02, a03
+			d1 := dst[(i+1)*out+j : (i+1)*out+j+4]
+			d1[0], d1[1], d1[2], d1[3] = a10, a11, a12, a13
+		}
+		if i < rows {
+			matMulColumns(dst, x, w, bias, i, in, out, j, j+4)
+		}
+	}
+	if j < out {
+		for i := range rows {
+			matMulColumns(dst, x, w, bias, i, in, out, j, out)
+		}
+	}
+}
+
+// matMulColumns computes row i of matMul for columns [from, to), in the
+// same summation order as the tiles.
+func matMulColumns(dst, x, w, bias []float32, i, in, out, from, to int) {
+	xi := x[i*in : i*in+in]
+	for j := from; j < to; j++ {
+		acc := biasAt(bias, j)
+		p := j
+		for _, v := range xi {
+			acc += float32(v * w[p])
+			p += out
+		}
+		dst[i*out+j] = acc
+	}
+}
+
+func biasAt(bias []float32, j int) float32 {
+	if bias == nil {
+		return 0
+	}
+	return bias[j]
+}
+
+// layerNorm sets each row of dst[rows, width] to the normalized row of
+// x[rows, width], scaled and shifted: (x - mean) / sqrt(var + eps) * scale
+// + bias, with the biased variance over the row as flax computes it. dst
+// may be x.
+func layerNorm(dst, x, scale, bias []float32, rows, width int) {
+	scale = scale[:width]
+	bias = bias[:width]
+	n := float32(width)
+	for i := range rows {
+		row := x[i*width : i*width+width]
+		out := dst[i*width : i*width+width]
+
+		var sum float32
+		for _, v := range row {
+			sum += v
+		}
+		mean := sum / n
+
+		var squares float32
+		for _, v := range row {
+			d := v - mean
+			squares += float32(d * d)
+		}
+		rstd := 1 / float32(math.Sqrt(float64(squares/n+layerNormEps)))
+
+		for k, v := range row {
+			out[k] = float32(float32((v-mean)*rstd)*scale[k]) + bias[k]
+		}
+	}
+}
+
+// addInPlace sets dst[i] += src[i] for every i of src.
+func addInPlace(dst, src []float32) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] += v
+	}
+}
+
+// geluInPlace applies gelu32 to every element of x.
+func geluInPlace(x []float32) {
+	for i, v := range x {
+		x[i] = gelu32(v)
+	}
+}
+
+// GELU tanh approximation constants: sqrt(2/pi) and the cubic coefficient.
+const (
+	geluScale = 0.7978845608028654
+	geluCubic = 0.044715
+)
+
+// gelu32 returns the tanh approximation of GELU that flax's nn.gelu uses
+// by default: 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))).
+func gelu32(x float32) float32 {
+	cube := x * x * x
+	inner := x + float32(geluCubic*cube)
+	return 0.5 * x * (1 + tanh32(float32(geluScale*inner)))
+}
+
+// softmaxInPlace replaces x with exp(x - max) / sum(exp(x - max)).
+func softmaxInPlace(x []float32) {
+	maxValue := x[0]
+	for _, v := range x[1:] {
+		if v > maxValue {
+			maxValue = v
+		}
+	}
+	var sum float32
+	for i, v := range x {
+		e := exp32(v - maxValue)
+		x[i] = e
+		sum += e
+	}
+	inv := 1 / sum
+	for i, v := range x {
+		x[i] = v * inv
+	}
+}
+
+// attention computes multi-head self-attention over n tokens. qkv[n, 3*width]
+// is the output of the qkv dense layer: row i holds q, then k, then v, each
+// [H, Dh] with head h at columns h*Dh..(h+1)*Dh-1 of its third. Keys with
+// keyPad[j] true get maskedScore before the softmax. dst[n, width] receives
+// the heads' outputs concatenated, head h at columns h*Dh..(h+1)*Dh-1.
+// probs is scratch of at least n elements.
+func attention(dst, qkv, probs []float32, keyPad []bool, n, numHeads, headDim int) {
+	width := numHeads * headDim
+	stride := 3 * width
+	scale := float32(1 / math.Sqrt(float64(headDim)))
+	probs = probs[:n]
+	keyPad = keyPad[:n]
+
+	for h := range numHeads {
+		qOffset := h * headDim
+		kOffset := width + h*headDim
+		vOffset := 2*width + h*headDim
+		for i := range n {
+			// Scores of query i against every key: q·k * Dh^-0.5.
+			q := qkv[i*stride+qOffset : i*stride+qOffset+headDim]
+			for j := range n {
+				if keyPad[j] {
+					probs[j] = maskedScore
+					continue
+				}
+				k := qkv[j*stride+kOffset : j*stride+kOffset+headDim]
+				k = k[:len(q)]
+				var dot float32
+				for d, qd := range q {
+					dot += float32(qd * k[d])
+				}
+				probs[j] = float32(dot * scale)
+			}
+			softmaxInPlace(probs)
+
+			// Weighted sum of the values, keys in ascending order.
+			out := dst[i*width+qOffset : i*width+qOffset+headDim]
+			clear(out)
+			for j, p := range probs {
+				v := qkv[j*stride+vOffset : j*stride+vOffset+headDim]
+				v = v[:len(out)]
+				for d, vd := range v {
+					out[d] += float32(p * vd)
+				}
+			}
+		}
+	}
+}
+
+// Constants of exp32. ln 2 = exp32Ln2Hi + exp32Ln2Lo, where exp32Ln2Hi has
+// 9 significant bits, so n*exp32Ln2Hi is exact for |n| < 2^15.
+const (
+	exp32Log2E = 1.44269504088896341
+	exp32Ln2Hi = 0.693359375
+	exp32Ln2Lo = -2.12194440054690583e-4
+	// exp32Underflow is ln of the smallest normal float32. Below it exp32
+	// returns 0, flushing results that would be subnormal.
+	exp32Underflow = -87.33654475
+	// exp32Overflow is ln of the largest float32. Above it exp32 returns +Inf.
+	exp32Overflow = 88.72283905
+)
+
+// exp32 returns e^x in float32 within a few ulps, using only float32
+// arithmetic so that every target gives the same bits (math.Exp has an
+// assembly version on amd64 and arm64). Inputs below exp32Underflow give 0.
+func exp32(x float32) float32 {
+	switch {
+	case x != x:
+		return x
+	case x < exp32Underflow:
+		return 0
+	case x > exp32Overflow:
+		return float32(math.Inf(1))
+	}
+
+	// x = n*ln2 + r with |r| <= ln2/2, so e^x = 2^n * e^r.
+	t := float32(x * exp32Log2E)
+	var n int32
+	if t < 0 {
+		n = -int32(-t + 0.5)
+	} else {
+		n = int32(t + 0.5)
+	}
+	nf := float32(n)
+	r := x - float32(nf*exp32Ln2Hi)
+	r -= float32(nf * exp32Ln2Lo)
+
+	// Taylor series of e^r to degree 7, whose truncation error is below 6e-9
+	// relative for |r| <= 0.35.
+	p := float32(1.0 / 5040)
+	p = float32(p*r) + 1.0/720
+	p = float32(p*r) + 1.0/120
+	p = float32(p*r) + 1.0/24
+	p = float32(p*r) + 1.0/6
+	p = float32(p*r) + 0.5
+	p = float32(p*r) + 1
+	p = float32(p*r) + 1
+
+	if n > 127 {
+		// 2^n itself overflows float32, so scale in two steps.
+		return float32(p*math.Float32frombits(uint32(127+127)<<23)) * 2
+	}
+	return float32(p * math.Float32frombits(uint32(n+127)<<23))
+}
+
+// Thresholds of tanh32. Above tanhSaturation, tanh(x) rounds to 1 in
+// float32, and below tanhLinear it rounds to x.
+const (
+	tanhSaturation = 9.1
+	tanhLinear     = 2.5e-4
+)
+
+// tanh32 returns tanh(x) in float32 as 1 - 2/(e^(2|x|) + 1) with the sign
+// of x, within 2e-7 absolute error.
+func tanh32(x float32) float32 {
+	a := x
+	if a < 0 {
+		a = -a
+	}
+	var t float32
+	switch {
+	case a > tanhSaturation:
+		t = 1
+	case a < tanhLinear:
+		t = a
+	default:
+		t = 1 - 2/(exp32(float32(2*a))+1)
+	}
+	if x < 0 {
+		return -t
+	}
+	return t
+}

@@ -1,0 +1,262 @@
+package core
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Model runs the M3AE forward pass over one example at a time. It keeps
+// its weights, position tables and every scratch buffer, so Embed and
+// Reconstruct allocate only the slices they return.
+//
+// A Model is not safe for concurrent use, because every call writes the
+// shared scratch buffers. Use one Model per goroutine. Models built from
+// the same ModelFile share its weight memory.
+type Model struct {
+	cfg Config
+	w   weights
+	pos positionTables
+	s   scratch
+}
+
+// dense is one dense layer, y = x·kernel + bias.
+type dense struct {
+	kernel []float32 // [in, out], element (i, o) at i*out + o
+	bias   []float32 // [out]
+}
+
+// norm is one LayerNorm's affine parameters.
+type norm struct {
+	scale []float32 // [width]
+	bias  []float32 // [width]
+}
+
+// block is one pre-LayerNorm transformer block:
+// x += proj(attention(qkv(norm0(x)))); x += fc2(gelu(fc1(norm1(x)))).
+type block struct {
+	norm0 norm  // LayerNorm_0
+	qkv   dense // Attention_0.Dense_0, [width, 3*width]: q, k, v column blocks
+	proj  dense // Attention_0.Dense_1, [width, width]
+	norm1 norm  // LayerNorm_1
+	fc1   dense // TransformerMLP_0.fc1, [width, MLPRatio*width]
+	fc2   dense // TransformerMLP_0.fc2, [MLPRatio*width, width]
+}
+
+// transformer is a stack of blocks with a final LayerNorm: the encoder
+// (width D) or the decoder (width Dd).
+type transformer struct {
+	width    int
+	numHeads int
+	hidden   int // MLP width, MLPRatio*width
+	blocks   []block
+	norm     norm // LayerNorm_0, after the last block
+}
+
+// weights holds every parameter of the model. The slices alias the
+// ModelFile's tensor data in their stored [in, out] and row-major layouts.
+type weights struct {
+	clsToken         []float32 // [D]
+	encoderImageType []float32 // [D]
+	encoderTextType  []float32 // [D]
+	decoderImageType []float32 // [Dd]
+	decoderTextType  []float32 // [Dd]
+	imageMask        []float32 // [Dd], fills hidden image slots in the decoder
+	textMask         []float32 // [Dd], fills hidden text slots in the decoder
+	textEmbedding    []float32 // [V, D], the row of id at id*D
+
+	imageEmbedding dense // [p*p*C, D]
+	encoder        transformer
+	decoderInput   dense // decoder_input_projection, [D, Dd]
+	decoder        transformer
+	imageOutput    dense // decoder_image_output.Dense_0, [Dd, p*p*C]
+	textOutput     dense // decoder_text_output.Dense_0, [Dd, V]
+}
+
+// positionTables holds the fixed sin-cos embeddings, computed once.
+type positionTables struct {
+	encoderImage []float32 // [Np, D], 2-D, patch n at n*D
+	encoderText  []float32 // [Nt, D], 1-D, position t at t*D
+	decoderImage []float32 // [Np, Dd]
+	decoderText  []float32 // [Nt, Dd]
+}
+
+// scratch holds the buffers of one forward pass, allocated once for the
+// full sequence L = 1 + Np + Nt and the wider of D and Dd (W below).
+// Transformer buffers hold n rows of the current width, row i at i*width.
+type scratch struct {
+	x      []float32 // [L, W] residual stream: CLS, image tokens, text tokens
+	normed []float32 // [L, W] LayerNorm output, then each sublayer's output
+	qkv    []float32 // [L, 3W] qkv dense output, row i at i*3*width
+	heads  []float32 // [L, W] attention heads concatenated
+	hidden []float32 // [L, MLPRatio*W] MLP hidden layer, row i at i*hidden
+	probs  []float32 // [L] one query's attention scores, then probabilities
+	keyPad []bool    // [L] true where the token at that row is a text pad
+
+	patches   []float32 // [Np, p*p*C] kept patches gathered in ascending order
+	projected []float32 // [L, Dd] decoder input projection of the encoder rows
+}
+
+// NewModel checks mf ((*ModelFile).Validate, then every parameter that
+// ParamSpecs lists, by name, dtype and shape) and builds a Model. The Model
+// reads the tensors' data in place, so mf's tensors must not change while
+// the Model is in use. Only float32 tensors are accepted.
+func NewModel(mf *ModelFile) (*Model, error) {
+	if err := mf.Validate(); err != nil {
+		return nil, fmt.Errorf("new model: %w", err)
+	}
+	cfg := mf.Config
+	for _, spec := range ParamSpecs(cfg) {
+		if err := checkTensor(mf.Tensors[spec.Name], spec); err != nil {
+			return nil, fmt.Errorf("new model: %w", err)
+		}
+	}
+
+	m := &Model{cfg: cfg}
+	m.w = bindWeights(cfg, mf.Tensors)
+	grid := cfg.GridSize()
+	m.pos = positionTables{
+		encoderImage: sinCos2D(grid, cfg.EmbedDim),
+		encoderText:  sinCos1D(cfg.TextLength, cfg.EmbedDim),
+		decoderImage: sinCos2D(grid, cfg.DecoderEmbedDim),
+		decoderText:  sinCos1D(cfg.TextLength, cfg.DecoderEmbedDim),
+	}
+	m.s = newScratch(cfg)
+	return m, nil
+}
+
+// Config returns the model's architecture.
+func (m *Model) Config() Config { return m.cfg }
+
+func checkTensor(t *Tensor, spec ParamSpec) error {
+	if t == nil {
+		return fmt.Errorf("%w: tensor %q is missing", ErrInvalidModelFile, spec.Name)
+	}
+	if t.DType != F32 {
+		return fmt.Errorf("%w: tensor %q has dtype %s, want %s: dequantize the file before building a float32 model",
+			ErrInvalidModelFile, spec.Name, t.DType, F32)
+	}
+	if !slices.Equal(t.Shape, spec.Shape) {
+		return fmt.Errorf("%w: tensor %q has shape %v, want %v", ErrInvalidModelFile, spec.Name, t.Shape, spec.Shape)
+	}
+	if len(t.F32) != spec.NumElements() {
+		return fmt.Errorf("%w: tensor %q has %d values, want %d for shape %v",
+			ErrInvalidModelFile, spec.Name, len(t.F32), spec.NumElements(), spec.Shape)
+	}
+	return nil
+}
+
+// bindWeights points the weights at the tensors, which checkTensor has
+// already checked.
+func bindWeights(cfg Config, tensors map[string]*Tensor) weights {
+	get := func(name string) []float32 { return tensors[name].F32 }
+	getDense := func(prefix string) dense {
+		return dense{kernel: get(prefix + ".kernel"), bias: get(prefix + ".bias")}
+	}
+	getNorm := func(prefix string) norm {
+		return norm{scale: get(prefix + ".scale"), bias: get(prefix + ".bias")}
+	}
+	getTransformer := func(prefix string, depth, width, numHeads int) transformer {
+		t := transformer{
+			width:    width,
+			numHeads: numHeads,
+			hidden:   cfg.MLPRatio * width,
+			blocks:   make([]block, depth),
+			norm:     getNorm(prefix + ".LayerNorm_0"),
+		}
+		for i := range t.blocks {
+			b := fmt.Sprintf("%s.Block_%d.", prefix, i)
+			t.blocks[i] = block{
+				norm0: getNorm(b + "LayerNorm_0"),
+				qkv:   getDense(b + "Attention_0.Dense_0"),
+				proj:  getDense(b + "Attention_0.Dense_1"),
+				norm1: getNorm(b + "LayerNorm_1"),
+				fc1:   getDense(b + "TransformerMLP_0.fc1"),
+				fc2:   getDense(b + "TransformerMLP_0.fc2"),
+			}
+		}
+		return t
+	}
+
+	return weights{
+		clsToken:         get("cls_token"),
+		encoderImageType: get("encoder_image_type_embedding"),
+		encoderTextType:  get("encoder_text_type_embedding"),
+		decoderImageType: get("decoder_image_type_embedding"),
+		decoderTextType:  get("decoder_text_type_embedding"),
+		imageMask:        get("image_mask_embedding"),
+		textMask:         get("text_mask_embedding"),
+		textEmbedding:    get("text_embedding.embedding"),
+		imageEmbedding:   getDense("image_embedding"),
+		encoder:          getTransformer("encoder", cfg.Depth, cfg.EmbedDim, cfg.NumHeads),
+		decoderInput:     getDense("decoder_input_projection"),
+		decoder:          getTransformer("decoder", cfg.DecoderDepth, cfg.DecoderEmbedDim, cfg.DecoderNumHeads),
+		imageOutput:      getDense("decoder_image_output.Dense_0"),
+		textOutput:       getDense("decoder_text_output.Dense_0"),
+	}
+}
+
+func newScratch(cfg Config) scratch {
+	seqLen := cfg.SeqLen()
+	width := max(cfg.EmbedDim, cfg.DecoderEmbedDim)
+	return scratch{
+		x:         make([]float32, seqLen*width),
+		normed:    make([]float32, seqLen*width),
+		qkv:       make([]float32, seqLen*3*width),
+		heads:     make([]float32, seqLen*width),
+		hidden:    make([]float32, seqLen*cfg.MLPRatio*width),
+		probs:     make([]float32, seqLen),
+		keyPad:    make([]bool, seqLen),
+		patches:   make([]float32, cfg.NumPatches()*cfg.PatchDim()),
+		projected: make([]float32, seqLen*cfg.DecoderEmbedDim),
+	}
+}
+
+// Inputs is one example, already preprocessed. At least one modality must
+// be present.
+type Inputs struct {
+	// Patches are the normalized image patches [Np, p*p*C], patch n at
+	// n*p*p*C, each patch in (row, column, channel) order. Nil or empty
+	// means no image.
+	Patches []float32
+	// Tokens are the WordPiece ids [Nt], padded with PadID to the model's
+	// TextLength. Nil or empty means no text.
+	Tokens []int32
+}
+
+func (in Inputs) hasImage() bool { return len(in.Patches) > 0 }
+func (in Inputs) hasText() bool  { return len(in.Tokens) > 0 }
+
+// checkInputs reports the first part of in that does not fit the model.
+func (m *Model) checkInputs(in Inputs) error {
+	cfg := m.cfg
+	if !in.hasImage() && !in.hasText() {
+		return fmt.Errorf("%w: inputs have neither image patches nor text tokens: pass an image, a text or both", ErrInvalidInput)
+	}
+	if in.hasImage() {
+		want := cfg.NumPatches() * cfg.PatchDim()
+		if len(in.Patches) != want {
+			return fmt.Errorf("%w: image has %d patch values, want %d (%d patches of %d values for image size %d, patch size %d)",
+				ErrInvalidInput, len(in.Patches), want, cfg.NumPatches(), cfg.PatchDim(), cfg.ImageSize, cfg.PatchSize)
+		}
+		for i, v := range in.Patches {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("%w: patch value %d (patch %d) is %v: pass finite normalized pixels",
+					ErrInvalidInput, i, i/cfg.PatchDim(), v)
+			}
+		}
+	}
+	if in.hasText() {
+		if len(in.Tokens) != cfg.TextLength {
+			return fmt.Errorf("%w: text has %d tokens, want %d: truncate or pad with id %d to the model's text length",
+				ErrInvalidInput, len(in.Tokens), cfg.TextLength, PadID)
+		}
+		for t, id := range in.Tokens {
+			if id < 0 || int(id) >= cfg.VocabSize {
+				return fmt.Errorf("%w: token %d has id %d, want 0 to %d (vocab size %d)",
+					ErrInvalidInput, t, id, cfg.VocabSize-1, cfg.VocabSize)
+			}
+		}
+	}
+	return nil
+}
