@@ -10,8 +10,6 @@ import (
 	"image/png"
 	"io"
 	"math"
-
-	"github.com/nfnt/resize"
 )
 
 // MaxImageBytes is the largest encoded image DecodeImage accepts, 64 MiB.
@@ -25,9 +23,12 @@ const MaxImageBytes = 64 << 20
 // from a 40-megapixel camera. Judging by the buffers of the standard
 // library decoders, decoding takes at most about 20 bytes per pixel, for a
 // progressive CMYK JPEG that keeps 4 bytes of DCT coefficients per pixel
-// and channel beside the pixels. Compositing adds 8 bytes per pixel. So at
-// this limit the peak is an estimated 1.1 GB, inside the 4 GiB that 32-bit
-// WebAssembly can address.
+// and channel beside the pixels. Compositing adds 4 bytes per pixel, and
+// resizing at most 8 more for its intermediate and output images. So at
+// this limit the peak is an estimated 1.3 GB, inside the 4 GiB that 32-bit
+// WebAssembly can address. The resampler's weight tables add at most 16
+// bytes per source pixel and 28 per output pixel along each resized side,
+// which matters only for an image a few pixels wide.
 const MaxImagePixels = 40_000_000
 
 // whiteLevel is the 16-bit channel value of the opaque white background
@@ -149,23 +150,24 @@ func checkImageSize(name string, width, height int, maxPixels int64) error {
 //  1. Composite every pixel over opaque white (255, 255, 255). Emoji
 //     pickers draw emoji on white, and the emoji PNGs hold random colours
 //     under fully transparent pixels, which must not reach the model.
-//  2. Resize with the bicubic filter of github.com/nfnt/resize so the
-//     shorter side is size. On the test images its output stays within
-//     about one 8-bit level of Pillow's bicubic filter. An image whose
-//     shorter side is already size is not resampled, so a square image of
-//     the model's size passes through untouched.
+//  2. Resize with Pillow's bicubic filter so the shorter side is size.
+//     Pillow resizes 8-bit images, so the composite is rounded to 8 bits
+//     first. For an 8-bit image, transparent or not, that gives the levels
+//     of Pillow's alpha_composite, and the resized pixels equal Pillow
+//     9.4's bit for bit. An image whose shorter side is already size is
+//     not resampled, so a square image of the model's size passes through
+//     untouched, 16-bit channels included.
 //  3. Crop the centre size x size pixels. The offset is
 //     round((side - size) / 2) with halves rounded to even, as Python's
 //     round does in torchvision's center_crop.
 //  4. Scale each channel to [0, 1] and normalize it: (x - Mean) / Std.
 //
 // dst has layout [size, size, C]: channel c of the pixel at column x and
-// row y is dst[(y*size + x)*C + c]. Compositing and normalization run in
-// integer and float32 arithmetic in a fixed order, and the resampler in
-// integer arithmetic with float64 weights. The tests check that amd64 with
-// the default GOAMD64, js/wasm and wasip1/wasm give the same bits. Resized
-// output can differ on arm64 and with GOAMD64=v3, as the note at the
-// resize call explains.
+// row y is dst[(y*size + x)*C + c]. Compositing and resampling run in
+// integer arithmetic, the resampler's weights in float64 with every
+// product rounded on its own, and normalization in float32 in a fixed
+// order. So every target gives the same bits, and the tests check amd64
+// with GOAMD64=v1 and v3, js/wasm and wasip1/wasm.
 //
 // Bad arguments return an error wrapping ErrInvalidInput, and an image
 // that is empty, over MaxImagePixels, or so elongated that its resized copy
@@ -194,17 +196,7 @@ func PreprocessImage(img image.Image, size int, norm ImageNorm, dst []float32) e
 		return fmt.Errorf("%w: image is %dx%d pixels, and resizing its shorter side to %d gives %dx%d = %d pixels, over the limit of %d: crop the image closer to square first",
 			ErrInvalidImage, width, height, size, newWidth, newHeight, pixels, MaxImagePixels)
 	}
-	composited := compositeOnWhite(img)
-	// resize.Resize splits its rows over GOMAXPROCS goroutines. Each output
-	// pixel is computed alone in integer arithmetic, so the split does not
-	// change the result.
-	// NOTE: resize computes its filter weights in float64 expressions such
-	// as scale*(y+0.5) - 0.5, which the compiler fuses into FMA
-	// instructions on arm64 and with GOAMD64=v3. There the weights, and so
-	// resized outputs, can differ from amd64 (GOAMD64=v1) and wasm: with
-	// GOAMD64=v3 one test image gave different bits. A resampler written
-	// with explicit float conversions would remove the difference.
-	resized := resize.Resize(uint(newWidth), uint(newHeight), composited, resize.Bicubic)
+	resized := resizeBicubic(compositeOnWhite(img), newWidth, newHeight)
 	left := centerCropOffset(newWidth - size)
 	top := centerCropOffset(newHeight - size)
 	writeNormalized(dst, rgba64Source(resized), left, top, size, norm)
@@ -279,22 +271,25 @@ func centerCropOffset(excess int) int {
 }
 
 // compositeOnWhite returns img drawn over opaque white as a new opaque
-// 16-bit image with bounds starting at (0, 0).
-func compositeOnWhite(img image.Image) *image.RGBA64 {
+// 8-bit image with bounds starting at (0, 0). It composites in 16 bits and
+// rounds each channel to the nearest 8-bit level, which gives back the
+// levels of an opaque 8-bit image unchanged.
+func compositeOnWhite(img image.Image) *image.RGBA {
 	bounds := img.Bounds()
 	width, height := bounds.Dx(), bounds.Dy()
-	out := image.NewRGBA64(image.Rect(0, 0, width, height))
+	out := image.NewRGBA(image.Rect(0, 0, width, height))
 	src := rgba64Source(img)
 	for y := range height {
-		row := out.Pix[y*out.Stride : y*out.Stride+width*8]
+		row := out.Pix[y*out.Stride : y*out.Stride+width*4]
 		for x := range width {
 			rgb := overWhite(src.RGBA64At(bounds.Min.X+x, bounds.Min.Y+y))
-			pixel := row[x*8 : x*8+8]
+			pixel := row[x*4 : x*4+4]
 			for c, v := range rgb {
-				pixel[2*c] = uint8(v >> 8)
-				pixel[2*c+1] = uint8(v)
+				// A level is 257 16-bit steps, and 128 steps round to
+				// nearest. No value lies halfway between two levels.
+				pixel[c] = uint8((v + 128) / 257)
 			}
-			pixel[6], pixel[7] = 0xff, 0xff
+			pixel[3] = 0xff
 		}
 	}
 	return out
