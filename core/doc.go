@@ -3,10 +3,8 @@
 // WordPiece tokenization, image preprocessing, the encoder and decoder, random
 // masking, reconstruction and embedding.
 //
-// The package imports only the standard library (its deps test also allows
-// github.com/nfnt/resize),
-// so the same code builds natively, for GOOS=js GOARCH=wasm and for
-// GOOS=wasip1 GOARCH=wasm. Arithmetic is float32 in a fixed order and masks
+// The package imports only the standard library, so the same code builds
+// natively, for GOOS=js GOARCH=wasm and for GOOS=wasip1 GOARCH=wasm. Arithmetic is float32 in a fixed order and masks
 // come from a seeded math/rand/v2 generator, so every target gives the same
 // output bits for the same model, input and seed.
 //
