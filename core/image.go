@@ -381,3 +381,17 @@ func DenormalizeImage(pixels []float32, size int, norm ImageNorm) *image.RGBA {
 	}
 	return out
 }
+
+// CompositeOnWhite returns img drawn over opaque white as a new opaque
+// 8-bit image with bounds starting at (0, 0), the first step of
+// PreprocessImage. Training pipelines call it so their augmented views
+// start from the same pixels as inference.
+func CompositeOnWhite(img image.Image) *image.RGBA { return compositeOnWhite(img) }
+
+// ResizeBicubic resamples src to width x height with Pillow's bicubic
+// filter, the resize step of PreprocessImage, and returns a new image with
+// the same bits on every target. It panics if width, height or a side of
+// src is below 1.
+func ResizeBicubic(src *image.RGBA, width, height int) *image.RGBA {
+	return resizeBicubic(src, width, height)
+}
