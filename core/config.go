@@ -104,6 +104,11 @@ func PresetNames() []string {
 // maxConfigDim bounds every size in a Config, so a malformed config cannot
 // ask for absurd sizes. Products such as VocabSize*EmbedDim can still exceed
 // a 32-bit int, so code that allocates from them checks the product first.
+//
+// NOTE: the limits bound memory, not time. Attention costs L^2 per block,
+// and a valid config can make L, 1 + Np + Nt, millions long (text_length
+// 2^20, or image_size 4096 with patch_size 1), so that one forward pass
+// runs for hours.
 const maxConfigDim = 1 << 20
 
 // Validate reports the first field that makes c unusable.
@@ -145,6 +150,19 @@ func (c Config) Validate() error {
 	}
 	if c.GridSize() > 4096 {
 		return fmt.Errorf("%w: image_size/patch_size = %d patches per side, want at most 4096", ErrInvalidConfig, c.GridSize())
+	}
+
+	// PatchDim and the MLP widths are tensor dims, so they must not exceed
+	// MaxTensorElements. Checking them here in int64 also keeps
+	// ParamSpecs from wrapping them around on 32-bit targets.
+	if patchDim := int64(c.PatchSize) * int64(c.PatchSize) * Channels; patchDim > MaxTensorElements {
+		return fmt.Errorf("%w: patch_size %d gives patches of %d values, over the limit of %d (MaxTensorElements)",
+			ErrInvalidConfig, c.PatchSize, patchDim, MaxTensorElements)
+	}
+	width := max(c.EmbedDim, c.DecoderEmbedDim)
+	if hidden := int64(c.MLPRatio) * int64(width); hidden > MaxTensorElements {
+		return fmt.Errorf("%w: mlp_ratio %d times block width %d gives %d MLP hidden units, over the limit of %d (MaxTensorElements)",
+			ErrInvalidConfig, c.MLPRatio, width, hidden, MaxTensorElements)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
@@ -71,6 +72,11 @@ func decodeImage(data []byte, maxPixels int64) (image.Image, error) {
 		return nil, fmt.Errorf("%w: %s images are not supported: convert the image to PNG or JPEG", ErrInvalidImage, format)
 	}
 
+	if format == "png" {
+		if err := checkPNGSize(data, maxPixels); err != nil {
+			return nil, err
+		}
+	}
 	header, err := decodeConfig(bytes.NewReader(data))
 	if err != nil {
 		return nil, decodeError(format, "header", err)
@@ -87,6 +93,24 @@ func decodeImage(data []byte, maxPixels int64) (image.Image, error) {
 		return nil, decodeError(format, "pixel data", err)
 	}
 	return img, nil
+}
+
+// checkPNGSize applies checkImageSize to the width and height in a PNG's
+// IHDR chunk. On 32-bit targets png.DecodeConfig rejects more than 2^28
+// pixels as an unsupported feature, so this check runs first and gives the
+// same error on every target. It leaves a missing or malformed IHDR to
+// png.DecodeConfig.
+func checkPNGSize(data []byte, maxPixels int64) error {
+	// The 8-byte signature, the IHDR length and type, then width and height.
+	if len(data) < 24 || string(data[12:16]) != "IHDR" {
+		return nil
+	}
+	width := binary.BigEndian.Uint32(data[16:20])
+	height := binary.BigEndian.Uint32(data[20:24])
+	if width == 0 || height == 0 || width > math.MaxInt32 || height > math.MaxInt32 {
+		return nil
+	}
+	return checkImageSize("png image", int(width), int(height), maxPixels)
 }
 
 // sniffImageFormat returns the format named by the first bytes of data:
@@ -240,10 +264,18 @@ func checkPreprocessArgs(img image.Image, size int, norm ImageNorm, dstLen int) 
 	return nil
 }
 
-// checkOutputSize rejects a preprocessing size that no model can have.
+// maxOutputSize is the largest preprocessing size whose square output is
+// within MaxImagePixels, the integer square root of MaxImagePixels. A
+// larger size cannot succeed, because the image or its resized copy would
+// have at least size*size pixels.
+const maxOutputSize = 6324
+
+// checkOutputSize rejects a preprocessing size that no image can be
+// preprocessed to, before ImagePixels allocates size*size*C values.
 func checkOutputSize(size int) error {
-	if size < 1 || size > maxConfigDim {
-		return fmt.Errorf("%w: image size %d: want 1 to %d, usually the model's image_size", ErrInvalidInput, size, maxConfigDim)
+	if size < 1 || size > maxOutputSize {
+		return fmt.Errorf("%w: image size %d: want 1 to %d, so that size*size is within MaxImagePixels; it is usually the model's image_size",
+			ErrInvalidInput, size, maxOutputSize)
 	}
 	return nil
 }

@@ -37,6 +37,10 @@ func InitModelFile(cfg Config, vocab []string, norm ImageNorm, seed uint64) (*Mo
 		return nil, fmt.Errorf("init model file: %w: vocab has %d tokens, want vocab_size %d",
 			ErrInvalidInput, len(vocab), cfg.VocabSize)
 	}
+	specs := ParamSpecs(cfg)
+	if err := checkParamSizes(specs); err != nil {
+		return nil, fmt.Errorf("init model file: %w", err)
+	}
 	rng := newInitRand(seed, initStream)
 	mf := &ModelFile{
 		Config:       cfg,
@@ -45,7 +49,7 @@ func InitModelFile(cfg Config, vocab []string, norm ImageNorm, seed uint64) (*Mo
 		Quantization: QuantizationNone,
 		Tensors:      make(map[string]*Tensor),
 	}
-	for _, spec := range ParamSpecs(cfg) {
+	for _, spec := range specs {
 		data := make([]float32, spec.NumElements())
 		switch spec.Kind {
 		case KindKernel:

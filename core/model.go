@@ -98,7 +98,9 @@ type scratch struct {
 }
 
 // NewModel checks mf ((*ModelFile).Validate, then every parameter that
-// ParamSpecs lists, by name, dtype and shape) and builds a Model. The Model
+// ParamSpecs lists, by name, dtype and shape) and builds a Model. It
+// rejects a config whose buffers would take more than 4 GiB, an error that
+// wraps ErrInvalidModelFile and ErrInvalidConfig. The Model
 // reads the tensors' data in place, so mf's tensors must not change while
 // the Model is in use. Only float32 tensors are accepted.
 func NewModel(mf *ModelFile) (*Model, error) {
@@ -110,6 +112,9 @@ func NewModel(mf *ModelFile) (*Model, error) {
 		if err := checkTensor(mf.Tensors[spec.Name], spec); err != nil {
 			return nil, fmt.Errorf("new model: %w", err)
 		}
+	}
+	if err := checkBufferSizes(cfg); err != nil {
+		return nil, fmt.Errorf("new model: %w: %w", ErrInvalidModelFile, err)
 	}
 
 	m := &Model{cfg: cfg}
@@ -194,6 +199,47 @@ func bindWeights(cfg Config, tensors map[string]*Tensor) weights {
 		imageOutput:      getDense("decoder_image_output.Dense_0"),
 		textOutput:       getDense("decoder_text_output.Dense_0"),
 	}
+}
+
+// maxBufferBytes bounds the float32 buffers that a Model allocates and that
+// one Reconstruct call returns. text_length and image_size size no weight
+// tensor, so a model file of a few kilobytes can otherwise ask for
+// terabytes, and a wasm32 memory holds at most 4 GiB.
+const maxBufferBytes = MaxModelFileSize
+
+// checkBufferSizes rejects a config whose scratch buffers, position tables
+// and Reconstruct outputs together exceed maxBufferBytes. It counts in
+// uint64 after cfg.Validate, so no product can overflow.
+func checkBufferSizes(cfg Config) error {
+	seqLen := uint64(cfg.SeqLen())
+	width := uint64(max(cfg.EmbedDim, cfg.DecoderEmbedDim))
+	embedWidths := uint64(cfg.EmbedDim + cfg.DecoderEmbedDim)
+	imageValues := uint64(cfg.NumPatches()) * uint64(cfg.PatchDim())
+	buffers := []struct {
+		name     string
+		elements uint64
+	}{
+		{"transformer activations [L, W]", 6 * seqLen * width},
+		{"MLP activations [L, mlp_ratio*W]", seqLen * uint64(cfg.MLPRatio) * width},
+		{"decoder input projections [L, Dd]", seqLen * uint64(cfg.DecoderEmbedDim)},
+		{"encoder outputs [L, D]", seqLen * uint64(cfg.EmbedDim)},
+		{"position tables [Np+Nt, D+Dd]", uint64(cfg.NumPatches()+cfg.TextLength) * embedWidths},
+		{"image patch buffers [Np, p*p*C]", 3 * imageValues},
+		{"token logits [Nt, V]", uint64(cfg.TextLength) * uint64(cfg.VocabSize)},
+	}
+	var totalBytes uint64
+	largest := buffers[0]
+	for _, b := range buffers {
+		totalBytes += 4 * b.elements
+		if b.elements > largest.elements {
+			largest = b
+		}
+	}
+	if totalBytes > maxBufferBytes {
+		return fmt.Errorf("%w: running the model needs %d bytes of buffers, over the limit of %d; the %s take the most, %d values: lower image_size, text_length or vocab_size",
+			ErrInvalidConfig, totalBytes, maxBufferBytes, largest.name, largest.elements)
+	}
+	return nil
 }
 
 func newScratch(cfg Config) scratch {

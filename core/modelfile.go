@@ -182,19 +182,28 @@ type storedTensor struct {
 	shape []uint64
 }
 
+// tensorsPerBlock is the number of parameter tensors of one transformer
+// block: two LayerNorms and four dense layers, each with two tensors.
+const tensorsPerBlock = 12
+
 // expectedTensors lists the tensors that a file with the given config and
 // quantization scheme contains, in ParamSpecs order. numStored is the number
-// of tensors the file has. Every block owns at least one tensor, so a config
-// with more blocks than numStored cannot match. Rejecting it first keeps a
-// small hostile header from making ParamSpecs list millions of parameters.
+// of tensors the file has. Every block owns tensorsPerBlock tensors, so a
+// config whose blocks own more than numStored cannot match. Rejecting it
+// first keeps ParamSpecs from listing more parameters than the header has
+// tensors, apart from the 20 outside the blocks.
 func expectedTensors(cfg Config, quantization string, numStored int) ([]tensorSpec, error) {
 	if err := checkQuantization(quantization); err != nil {
 		return nil, err
 	}
-	if blocks := cfg.Depth + cfg.DecoderDepth; blocks > numStored {
-		return nil, fmt.Errorf("config has %d transformer blocks, but there are only %d tensors", blocks, numStored)
+	if blocks := cfg.Depth + cfg.DecoderDepth; tensorsPerBlock*blocks > numStored {
+		return nil, fmt.Errorf("config has %d transformer blocks, but there are only %d tensors: each block has %d",
+			blocks, numStored, tensorsPerBlock)
 	}
 	params := ParamSpecs(cfg)
+	if err := checkParamSizes(params); err != nil {
+		return nil, fmt.Errorf("metadata %q: %w", metaConfig, err)
+	}
 	specs := make([]tensorSpec, len(params))
 	for i, p := range params {
 		specs[i] = tensorSpec{name: p.Name, dtype: F32, shape: p.Shape}
@@ -327,6 +336,27 @@ func shapeElements[D int | uint64](shape []D) (uint64, bool) {
 		n *= uint64(d)
 	}
 	return n, true
+}
+
+// checkParamSizes checks, before any tensor is allocated, that every
+// parameter has at most MaxTensorElements elements and that a float32 file
+// holding them all fits in MaxModelFileSize bytes. It counts in uint64, so
+// the check also holds on 32-bit targets.
+func checkParamSizes(params []ParamSpec) error {
+	var dataBytes uint64
+	for _, p := range params {
+		numElements, ok := shapeElements(p.Shape)
+		if !ok {
+			return fmt.Errorf("%w: tensor %q would have shape %v, over the limit of %d elements (MaxTensorElements)",
+				ErrInvalidConfig, p.Name, p.Shape, MaxTensorElements)
+		}
+		dataBytes += numElements * uint64(F32.Size())
+	}
+	if dataBytes > MaxModelFileSize {
+		return fmt.Errorf("%w: the float32 parameters take %d bytes, over the model-file limit of %d (MaxModelFileSize)",
+			ErrInvalidConfig, dataBytes, MaxModelFileSize)
+	}
+	return nil
 }
 
 // isFinite32 reports whether the float32 with these bits is neither NaN

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"strconv"
 )
 
 // Pipeline runs a model on images and captions: it preprocesses, tokenizes,
@@ -85,9 +86,22 @@ func (p *Pipeline) Inputs(img image.Image, text string) (Inputs, error) {
 		in.Tokens = p.tokens
 	}
 	if in.Patches == nil && in.Tokens == nil {
-		return Inputs{}, fmt.Errorf("%w: no image and no text tokens (caption %q): give an image, a caption with words, or both", ErrInvalidInput, text)
+		return Inputs{}, fmt.Errorf("%w: no image and no text tokens (caption %s): give an image, a caption with words, or both", ErrInvalidInput, quoteCaption(text))
 	}
 	return in, nil
+}
+
+// maxQuotedCaption is how many bytes of a caption an error message quotes.
+const maxQuotedCaption = 64
+
+// quoteCaption returns text quoted for an error message. A caption longer
+// than maxQuotedCaption bytes is cut at a rune boundary and its length
+// given, so a huge caption does not make a huge message.
+func quoteCaption(text string) string {
+	if len(text) <= maxQuotedCaption {
+		return strconv.Quote(text)
+	}
+	return fmt.Sprintf("%q... (%d bytes)", cutToRuneBoundary(text, maxQuotedCaption), len(text))
 }
 
 // Embed returns the representation of an image, a caption or both: the

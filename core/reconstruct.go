@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -98,7 +99,9 @@ type TokenCandidate struct {
 
 // TopK returns the k most probable ids of one row of logits, most probable
 // first, with softmax probabilities over the whole row. Equal logits are
-// ordered by lower id and NaN logits are skipped. k is capped at
+// ordered by lower id. NaN logits are skipped and count as probability 0.
+// When the largest logit is infinite, the logits equal to it share the
+// probability equally, the limit of the softmax. k is capped at
 // len(logits), and k <= 0 returns nil.
 func TopK(logits []float32, k int) []TokenCandidate {
 	k = min(k, len(logits))
@@ -131,12 +134,29 @@ func TopK(logits []float32, k int) []TokenCandidate {
 	maxLogit := top[0].Prob
 	var sum float32
 	for _, logit := range logits {
-		sum += exp32(logit - maxLogit)
+		sum += softmaxWeight(logit, maxLogit)
 	}
 	for i := range top {
-		top[i].Prob = exp32(top[i].Prob-maxLogit) / sum
+		top[i].Prob = softmaxWeight(top[i].Prob, maxLogit) / sum
 	}
 	return top
+}
+
+// softmaxWeight returns the unnormalized softmax weight of logit in a row
+// whose largest non-NaN logit is maxLogit: exp(logit - maxLogit), 0 for
+// NaN, and 1 or 0 when maxLogit is infinite, where the subtraction would
+// give NaN.
+func softmaxWeight(logit, maxLogit float32) float32 {
+	switch {
+	case logit != logit:
+		return 0
+	case math.IsInf(float64(maxLogit), 0):
+		if logit == maxLogit {
+			return 1
+		}
+		return 0
+	}
+	return exp32(logit - maxLogit)
 }
 
 // TokenPrediction lists the top candidates of one hidden text position.
