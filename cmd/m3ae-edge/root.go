@@ -42,6 +42,8 @@ reconstruction and embedding from a pure-Go core.`,
 	}
 	root.PersistentFlags().String("log-level", "info", "minimum level of log lines on stderr: debug, info, warn or error")
 	root.AddCommand(newDataCommand())
+	root.AddCommand(newTrainCommand())
+	root.AddCommand(newExportCommand())
 	return root
 }
 
