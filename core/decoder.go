@@ -16,7 +16,7 @@ func (m *Model) decode(in Inputs, imageHidden, textHidden []bool, encoded []floa
 
 	// Project every encoder row to the decoder width.
 	projected := s.projected[:numEncoded*width] // [K, Dd]
-	matMul(projected, encoded, w.decoderInput.kernel, w.decoderInput.bias, numEncoded, cfg.EmbedDim, width)
+	m.linear(projected, encoded, &w.decoderInput, numEncoded, cfg.EmbedDim, width)
 
 	// CLS slot: the projected encoder CLS, with nothing added.
 	copy(s.x[:width], projected[:width])
@@ -69,10 +69,10 @@ func (m *Model) decode(in Inputs, imageHidden, textHidden []bool, encoded []floa
 	// Heads: pixels for every image slot, token logits for every text slot.
 	if in.hasImage() {
 		imageSlots := s.x[imageStart*width : textStart*width] // [Np, Dd]
-		matMul(pixelPred, imageSlots, w.imageOutput.kernel, w.imageOutput.bias, cfg.NumPatches(), width, cfg.PatchDim())
+		m.linear(pixelPred, imageSlots, &w.imageOutput, cfg.NumPatches(), width, cfg.PatchDim())
 	}
 	if in.hasText() {
 		textSlots := s.x[textStart*width : row*width] // [Nt, Dd]
-		matMul(tokenLogits, textSlots, w.textOutput.kernel, w.textOutput.bias, cfg.TextLength, width, cfg.VocabSize)
+		m.linear(tokenLogits, textSlots, &w.textOutput, cfg.TextLength, width, cfg.VocabSize)
 	}
 }

@@ -33,7 +33,7 @@ func (m *Model) encode(in Inputs, imageHidden, textHidden []bool) int {
 		} // s.patches: [Ki, p*p*C]
 
 		imageRows := s.x[row*width : (row+numKept)*width] // [Ki, D]
-		matMul(imageRows, s.patches, w.imageEmbedding.kernel, w.imageEmbedding.bias, numKept, patchDim, width)
+		m.linear(imageRows, s.patches, &w.imageEmbedding, numKept, patchDim, width)
 
 		rank := 0 // index of patch n among the visible patches
 		for n := range cfg.NumPatches() {
@@ -58,7 +58,7 @@ func (m *Model) encode(in Inputs, imageHidden, textHidden []bool) int {
 				continue
 			}
 			token := s.x[row*width : (row+1)*width]
-			copy(token, w.textEmbedding[int(id)*width:(int(id)+1)*width])
+			w.textEmbedding.lookup(token, int(id))
 			addInPlace(token, m.pos.encoderText[t*width:(t+1)*width])
 			addInPlace(token, w.encoderTextType)
 			s.keyPad[row] = id == PadID
@@ -89,16 +89,16 @@ func (m *Model) runTransformer(t *transformer, n int) {
 
 		// Attention sublayer: x += proj(attention(qkv(LayerNorm_0(x)))).
 		layerNorm(normed, x, b.norm0.scale, b.norm0.bias, n, width)
-		matMul(qkv, normed, b.qkv.kernel, b.qkv.bias, n, width, 3*width)
+		m.linear(qkv, normed, &b.qkv, n, width, 3*width)
 		attention(heads, qkv, s.probs, s.keyPad, n, t.numHeads, headDim)
-		matMul(normed, heads, b.proj.kernel, b.proj.bias, n, width, width)
+		m.linear(normed, heads, &b.proj, n, width, width)
 		addInPlace(x, normed)
 
 		// MLP sublayer: x += fc2(gelu(fc1(LayerNorm_1(x)))).
 		layerNorm(normed, x, b.norm1.scale, b.norm1.bias, n, width)
-		matMul(hidden, normed, b.fc1.kernel, b.fc1.bias, n, width, t.hidden)
+		m.linear(hidden, normed, &b.fc1, n, width, t.hidden)
 		geluInPlace(hidden)
-		matMul(normed, hidden, b.fc2.kernel, b.fc2.bias, n, t.hidden, width)
+		m.linear(normed, hidden, &b.fc2, n, t.hidden, width)
 		addInPlace(x, normed)
 	}
 

@@ -3,7 +3,6 @@ package core
 import (
 	"fmt"
 	"math"
-	"slices"
 )
 
 // Model runs the M3AE forward pass over one example at a time. It keeps
@@ -13,6 +12,12 @@ import (
 // A Model is not safe for concurrent use, because every call writes the
 // shared scratch buffers. Use one Model per goroutine. Models built from
 // the same ModelFile share its weight memory.
+//
+// A Model of an int8 file keeps the int8 weights as stored and computes in
+// float32: each matrix product dequantizes four kernel columns at a time
+// into a scratch tile, and the text embedding dequantizes one row per
+// token. So its weights take about a quarter of the float32 memory: the
+// biases, LayerNorm parameters and scales stay float32.
 type Model struct {
 	cfg Config
 	w   weights
@@ -20,10 +25,24 @@ type Model struct {
 	s   scratch
 }
 
-// dense is one dense layer, y = x·kernel + bias.
+// dense is one dense layer, y = x·kernel + bias. A float32 file sets
+// kernel and an int8 file sets q and scale, whose kernel element (i, o) is
+// float32(q[i*out+o]) * scale[o].
 type dense struct {
 	kernel []float32 // [in, out], element (i, o) at i*out + o
+	q      []int8    // [in, out], element (i, o) at i*out + o
+	scale  []float32 // [out], the scale of column o at o
 	bias   []float32 // [out]
+}
+
+// embeddingTable is the text embedding [V, D]. A float32 file sets values
+// and an int8 file sets q and scale, whose element (id, d) is
+// float32(q[id*D+d]) * scale[id].
+type embeddingTable struct {
+	width  int       // D
+	values []float32 // [V, D], the row of id at id*D
+	q      []int8    // [V, D], the row of id at id*D
+	scale  []float32 // [V], the scale of row id at id
 }
 
 // norm is one LayerNorm's affine parameters.
@@ -54,7 +73,8 @@ type transformer struct {
 }
 
 // weights holds every parameter of the model. The slices alias the
-// ModelFile's tensor data in their stored [in, out] and row-major layouts.
+// ModelFile's tensor data, float32 or int8, in their stored [in, out] and
+// row-major layouts.
 type weights struct {
 	clsToken         []float32 // [D]
 	encoderImageType []float32 // [D]
@@ -63,7 +83,7 @@ type weights struct {
 	decoderTextType  []float32 // [Dd]
 	imageMask        []float32 // [Dd], fills hidden image slots in the decoder
 	textMask         []float32 // [Dd], fills hidden text slots in the decoder
-	textEmbedding    []float32 // [V, D], the row of id at id*D
+	textEmbedding    embeddingTable
 
 	imageEmbedding dense // [p*p*C, D]
 	encoder        transformer
@@ -95,24 +115,24 @@ type scratch struct {
 
 	patches   []float32 // [Np, p*p*C] kept patches gathered in ascending order
 	projected []float32 // [L, Dd] decoder input projection of the encoder rows
+	// tile holds four dequantized columns of an int8 kernel [in, 4], row k
+	// at 4*k, for the widest in of any dense layer. It is nil for float32
+	// models.
+	tile []float32
 }
 
-// NewModel checks mf ((*ModelFile).Validate, then every parameter that
-// ParamSpecs lists, by name, dtype and shape) and builds a Model. It
-// rejects a config whose buffers would take more than 4 GiB, an error that
-// wraps ErrInvalidModelFile and ErrInvalidConfig. The Model
-// reads the tensors' data in place, so mf's tensors must not change while
-// the Model is in use. Only float32 tensors are accepted.
+// NewModel checks mf with (*ModelFile).Validate, which checks every tensor
+// that the config and the quantization scheme call for by name, dtype,
+// shape and length, and builds a Model. It accepts float32 and int8 files.
+// It rejects a config whose buffers would take more than 4 GiB, an error
+// that wraps ErrInvalidModelFile and ErrInvalidConfig. The Model reads the
+// tensors' data in place, so mf's tensors must not change while the Model
+// is in use.
 func NewModel(mf *ModelFile) (*Model, error) {
 	if err := mf.Validate(); err != nil {
 		return nil, fmt.Errorf("new model: %w", err)
 	}
 	cfg := mf.Config
-	for _, spec := range ParamSpecs(cfg) {
-		if err := checkTensor(mf.Tensors[spec.Name], spec); err != nil {
-			return nil, fmt.Errorf("new model: %w", err)
-		}
-	}
 	if err := checkBufferSizes(cfg); err != nil {
 		return nil, fmt.Errorf("new model: %w: %w", ErrInvalidModelFile, err)
 	}
@@ -127,36 +147,39 @@ func NewModel(mf *ModelFile) (*Model, error) {
 		decoderText:  sinCos1D(cfg.TextLength, cfg.DecoderEmbedDim),
 	}
 	m.s = newScratch(cfg)
+	if mf.Quantization == QuantizationInt8 {
+		m.s.tile = make([]float32, 4*maxDenseInput(cfg))
+	}
 	return m, nil
 }
 
 // Config returns the model's architecture.
 func (m *Model) Config() Config { return m.cfg }
 
-func checkTensor(t *Tensor, spec ParamSpec) error {
-	if t == nil {
-		return fmt.Errorf("%w: tensor %q is missing", ErrInvalidModelFile, spec.Name)
-	}
-	if t.DType != F32 {
-		return fmt.Errorf("%w: tensor %q has dtype %s, want %s: dequantize the file before building a float32 model",
-			ErrInvalidModelFile, spec.Name, t.DType, F32)
-	}
-	if !slices.Equal(t.Shape, spec.Shape) {
-		return fmt.Errorf("%w: tensor %q has shape %v, want %v", ErrInvalidModelFile, spec.Name, t.Shape, spec.Shape)
-	}
-	if len(t.F32) != spec.NumElements() {
-		return fmt.Errorf("%w: tensor %q has %d values, want %d for shape %v",
-			ErrInvalidModelFile, spec.Name, len(t.F32), spec.NumElements(), spec.Shape)
-	}
-	return nil
-}
-
-// bindWeights points the weights at the tensors, which checkTensor has
-// already checked.
+// bindWeights points the weights at the tensors, which Validate has
+// already checked. A kernel or table stored as I8 binds its values and the
+// F32 scales stored beside it.
 func bindWeights(cfg Config, tensors map[string]*Tensor) weights {
 	get := func(name string) []float32 { return tensors[name].F32 }
 	getDense := func(prefix string) dense {
-		return dense{kernel: get(prefix + ".kernel"), bias: get(prefix + ".bias")}
+		d := dense{bias: get(prefix + ".bias")}
+		kernel := tensors[prefix+".kernel"]
+		if kernel.DType == I8 {
+			d.q, d.scale = kernel.I8, get(prefix+".kernel"+ScaleSuffix)
+		} else {
+			d.kernel = kernel.F32
+		}
+		return d
+	}
+	getTable := func(name string, width int) embeddingTable {
+		e := embeddingTable{width: width}
+		table := tensors[name]
+		if table.DType == I8 {
+			e.q, e.scale = table.I8, get(name+ScaleSuffix)
+		} else {
+			e.values = table.F32
+		}
+		return e
 	}
 	getNorm := func(prefix string) norm {
 		return norm{scale: get(prefix + ".scale"), bias: get(prefix + ".bias")}
@@ -191,7 +214,7 @@ func bindWeights(cfg Config, tensors map[string]*Tensor) weights {
 		decoderTextType:  get("decoder_text_type_embedding"),
 		imageMask:        get("image_mask_embedding"),
 		textMask:         get("text_mask_embedding"),
-		textEmbedding:    get("text_embedding.embedding"),
+		textEmbedding:    getTable("text_embedding.embedding", cfg.EmbedDim),
 		imageEmbedding:   getDense("image_embedding"),
 		encoder:          getTransformer("encoder", cfg.Depth, cfg.EmbedDim, cfg.NumHeads),
 		decoderInput:     getDense("decoder_input_projection"),
@@ -240,6 +263,33 @@ func checkBufferSizes(cfg Config) error {
 			ErrInvalidConfig, totalBytes, maxBufferBytes, largest.name, largest.elements)
 	}
 	return nil
+}
+
+// maxDenseInput returns the widest input of any dense layer, the rows of
+// the int8 dequantization tile.
+func maxDenseInput(cfg Config) int {
+	width := max(cfg.EmbedDim, cfg.DecoderEmbedDim)
+	return max(cfg.PatchDim(), cfg.MLPRatio*width)
+}
+
+// linear sets dst[rows, out] = x[rows, in]·kernel + bias for a float32 or
+// an int8 layer.
+func (m *Model) linear(dst, x []float32, d *dense, rows, in, out int) {
+	if d.q != nil {
+		matMulInt8(dst, x, d.q, d.scale, d.bias, m.s.tile, rows, in, out)
+		return
+	}
+	matMul(dst, x, d.kernel, d.bias, rows, in, out)
+}
+
+// lookup sets dst[D] to the embedding of id, dequantizing it from an int8
+// table.
+func (e *embeddingTable) lookup(dst []float32, id int) {
+	if e.q != nil {
+		dequantizeRow(dst, e.q[id*e.width:(id+1)*e.width], e.scale[id])
+		return
+	}
+	copy(dst, e.values[id*e.width:(id+1)*e.width])
 }
 
 func newScratch(cfg Config) scratch {

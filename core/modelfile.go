@@ -16,7 +16,8 @@ const FormatName = "m3ae-edge"
 const FormatVersion = 1
 
 // QuantizationNone is the "quantization" metadata value of a float32 file,
-// in which every tensor is F32. It is the only scheme this version reads.
+// in which every tensor is F32. QuantizationInt8 is the other scheme this
+// version reads.
 const QuantizationNone = "none"
 
 // Limits that ReadModelFile and WriteModelFile enforce. The reader compares
@@ -94,7 +95,8 @@ type ModelFile struct {
 	// Vocab is the WordPiece vocabulary; Vocab[id] is the token of id.
 	Vocab []string
 	Norm  ImageNorm
-	// Quantization names the weight scheme: "none" for float32 files.
+	// Quantization names the weight scheme: QuantizationNone for float32
+	// files, QuantizationInt8 for int8 files.
 	Quantization string
 	// Tensors maps each tensor name to its tensor.
 	Tensors map[string]*Tensor
@@ -173,6 +175,8 @@ type tensorSpec struct {
 	name  string
 	dtype DType
 	shape []int
+	// isScale marks the F32 scales of an I8 tensor, which must be > 0.
+	isScale bool
 }
 
 // storedTensor is the dtype and shape of a tensor as a file or a ModelFile
@@ -183,11 +187,14 @@ type storedTensor struct {
 }
 
 // tensorsPerBlock is the number of parameter tensors of one transformer
-// block: two LayerNorms and four dense layers, each with two tensors.
+// block in a float32 file: two LayerNorms and four dense layers, each with
+// two tensors. An int8 file adds a scale tensor per dense layer, so the
+// count is a lower bound for both schemes.
 const tensorsPerBlock = 12
 
 // expectedTensors lists the tensors that a file with the given config and
-// quantization scheme contains, in ParamSpecs order. numStored is the number
+// quantization scheme contains, in ParamSpecs order, each I8 tensor
+// followed by its scales. numStored is the number
 // of tensors the file has. Every block owns tensorsPerBlock tensors, so a
 // config whose blocks own more than numStored cannot match. Rejecting it
 // first keeps ParamSpecs from listing more parameters than the header has
@@ -204,22 +211,7 @@ func expectedTensors(cfg Config, quantization string, numStored int) ([]tensorSp
 	if err := checkParamSizes(params); err != nil {
 		return nil, fmt.Errorf("metadata %q: %w", metaConfig, err)
 	}
-	specs := make([]tensorSpec, len(params))
-	for i, p := range params {
-		specs[i] = tensorSpec{name: p.Name, dtype: F32, shape: p.Shape}
-	}
-	return specs, nil
-}
-
-// checkQuantization rejects every scheme but QuantizationNone. A later
-// version adds an int8 scheme whose files also contain I8 tensors and F32
-// "<name>.scale" tensors, and expectedTensors is where its list goes.
-func checkQuantization(scheme string) error {
-	if scheme != QuantizationNone {
-		return fmt.Errorf("metadata %q = %q is not supported: this version reads only %q (float32)",
-			metaQuantization, scheme, QuantizationNone)
-	}
-	return nil
+	return tensorSpecs(params, quantization), nil
 }
 
 // describeTensor returns the dtype and shape of a caller's tensor, rejecting
@@ -303,21 +295,26 @@ func shapeEqual(stored []uint64, want []int) bool {
 }
 
 // checkTensorData checks that each tensor's data has the length of its
-// shape and, for F32, that every value is finite. It runs after
-// matchTensors, so every tensor has its spec's dtype and shape.
+// shape in its dtype's field, that every F32 value is finite, and the int8
+// rules of checkInt8Values. It runs after matchTensors, so every tensor has
+// its spec's dtype and shape.
 func checkTensorData(specs []tensorSpec, tensors map[string]*Tensor) error {
 	for _, s := range specs {
 		t := tensors[s.name]
 		numElements, _ := shapeElements(t.Shape)
-		if uint64(len(t.F32)) != numElements || len(t.I8) != 0 {
-			return fmt.Errorf("tensor %q: holds %d F32 and %d I8 values, want %d F32 values for shape %v",
-				s.name, len(t.F32), len(t.I8), numElements, t.Shape)
+		numF32, numI8 := numElements, uint64(0)
+		if s.dtype == I8 {
+			numF32, numI8 = 0, numElements
+		}
+		if uint64(len(t.F32)) != numF32 || uint64(len(t.I8)) != numI8 {
+			return fmt.Errorf("tensor %q: has %d F32 and %d I8 values, want %d %s values for shape %v",
+				s.name, len(t.F32), len(t.I8), numElements, s.dtype, t.Shape)
 		}
 		if i := firstNonFinite(t.F32); i >= 0 {
 			return fmt.Errorf("tensor %q: element %d is %v, want a finite number", s.name, i, t.F32[i])
 		}
 	}
-	return nil
+	return checkInt8Values(specs, tensors)
 }
 
 // shapeElements returns the product of the dims and whether every dim and

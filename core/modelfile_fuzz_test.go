@@ -30,6 +30,10 @@ func FuzzReadModelFile(f *testing.F) {
 	f.Add(assembleFile(`{"__metadata__":{"format":"m3ae-edge","format_version":"1"},"a":{"dtype":"I8","shape":[2],"data_offsets":[0,2]}}`, []byte{1, 2}))
 	f.Add(assembleFile(`{"__metadata__":{"config":"{\"depth\":1}","image_norm":"{\"mean\":[0,0,0],\"std\":[1,1,1]}"}}`, nil))
 
+	quantized := encodeModelFile(f, int8ModelFile(nanoConfig, 8))
+	f.Add(quantized)
+	f.Add(quantized[:len(quantized)-3])
+
 	reordered := nanoParts()
 	reordered.entries[0], reordered.entries[1] = reordered.entries[1], reordered.entries[0]
 	f.Add(reordered.bytes())

@@ -58,8 +58,10 @@ type header struct {
 //     dtypes, shapes, and data_offsets that tile the data section;
 //   - the metadata: format name and version, quantization, config,
 //     vocabulary and image normalization;
-//   - the tensor set, which must be exactly the config's parameters;
-//   - every float32 value, which must be finite.
+//   - the tensor set, which must be exactly the config's parameters as the
+//     quantization scheme stores them;
+//   - every float32 value, which must be finite, every int8 scale, which
+//     must be positive, and every int8 value, which must not be -128.
 //
 // Every error wraps ErrInvalidModelFile and names the tensor or metadata key
 // at fault. The tensors are decoded into new slices, one per tensor, so the
@@ -103,7 +105,7 @@ func readModelFile(data []byte) (*ModelFile, error) {
 		return nil, err
 	}
 
-	// Values: one new slice per tensor.
+	// Values: one new slice per tensor, then the int8 scheme's value rules.
 	mf.Tensors = make(map[string]*Tensor, len(h.tensors))
 	for _, e := range h.tensors {
 		t, err := decodeTensor(e, dataSection)
@@ -111,6 +113,9 @@ func readModelFile(data []byte) (*ModelFile, error) {
 			return nil, err
 		}
 		mf.Tensors[e.name] = t
+	}
+	if err := checkInt8Values(specs, mf.Tensors); err != nil {
+		return nil, err
 	}
 	return mf, nil
 }

@@ -202,22 +202,48 @@ func TestReadModelFilePythonFixture(t *testing.T) {
 	}
 }
 
+// TestFormatDocExampleMatchesScript checks that the Python blocks of
+// docs/FORMAT.md are the code of the scripts that tests run: the whole of
+// write_nano.py, and the quantization functions of quantize_int8.py.
 func TestFormatDocExampleMatchesScript(t *testing.T) {
 	doc, err := os.ReadFile("../docs/FORMAT.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	script, err := os.ReadFile("../testdata/modelfile/write_nano.py")
-	if err != nil {
-		t.Fatal(err)
+	var blocks []string
+	rest := string(doc)
+	for {
+		_, block, found := strings.Cut(rest, "```python\n")
+		if !found {
+			break
+		}
+		block, rest, found = strings.Cut(block, "```")
+		if !found {
+			t.Fatal("docs/FORMAT.md has a ```python block that is not closed")
+		}
+		blocks = append(blocks, block)
 	}
-	_, block, found := strings.Cut(string(doc), "```python\n")
-	block, _, closed := strings.Cut(block, "```")
-	if !found || !closed {
-		t.Fatal("docs/FORMAT.md has no ```python block")
+	scripts := []struct {
+		path  string
+		whole bool // the block is the whole script, not a part of it
+	}{
+		{"../testdata/modelfile/write_nano.py", true},
+		{"../testdata/quantize/quantize_int8.py", false},
 	}
-	if block != string(script) {
-		t.Errorf("the python block in docs/FORMAT.md differs from testdata/modelfile/write_nano.py; copy the script into the doc")
+	for _, script := range scripts {
+		code, err := os.ReadFile(script.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := slices.ContainsFunc(blocks, func(block string) bool {
+			if script.whole {
+				return block == string(code)
+			}
+			return strings.Contains(string(code), block)
+		})
+		if !found {
+			t.Errorf("no python block in docs/FORMAT.md matches %s; copy the script's code into the doc", script.path)
+		}
 	}
 }
 
@@ -259,13 +285,17 @@ func newFileParts(mf *ModelFile) *fileParts {
 	p.setMeta("vocab", strings.Join(mf.Vocab, "\n"))
 	p.setMeta("image_norm", string(normJSON))
 	p.setMeta("quantization", mf.Quantization)
-	for _, spec := range ParamSpecs(mf.Config) {
+	for _, spec := range tensorSpecs(ParamSpecs(mf.Config), mf.Quantization) {
 		var data []byte
-		for _, v := range mf.Tensors[spec.Name].F32 {
+		t := mf.Tensors[spec.name]
+		for _, v := range t.F32 {
 			data = binary.LittleEndian.AppendUint32(data, math.Float32bits(v))
 		}
-		shape, _ := json.Marshal(spec.Shape)
-		p.entries = append(p.entries, partEntry{name: spec.Name, dtype: "F32", shape: string(shape), data: data})
+		for _, v := range t.I8 {
+			data = append(data, byte(v))
+		}
+		shape, _ := json.Marshal(spec.shape)
+		p.entries = append(p.entries, partEntry{name: spec.name, dtype: string(spec.dtype), shape: string(shape), data: data})
 	}
 	return p
 }
@@ -629,8 +659,8 @@ func TestWriteModelFileRejects(t *testing.T) {
 		{name: "wrong dtype", edit: func(mf *ModelFile) { mf.Tensors["cls_token"].DType = I8 }, want: `tensor "cls_token": dtype I8, want F32`},
 		{name: "wrong shape", edit: func(mf *ModelFile) { mf.Tensors[qkvKernel].Shape = []int{24, 8} }, want: "shape [24 8], want [8 24]"},
 		{name: "negative dim", edit: func(mf *ModelFile) { mf.Tensors[qkvKernel].Shape = []int{-8, -24} }, want: "shape [-8 -24] has a negative dim"},
-		{name: "short data", edit: func(mf *ModelFile) { mf.Tensors[qkvKernel].F32 = mf.Tensors[qkvKernel].F32[:10] }, want: "holds 10 F32 and 0 I8 values, want 192 F32 values for shape [8 24]"},
-		{name: "I8 data in a F32 tensor", edit: func(mf *ModelFile) { mf.Tensors["cls_token"].I8 = []int8{1} }, want: "holds 8 F32 and 1 I8 values"},
+		{name: "short data", edit: func(mf *ModelFile) { mf.Tensors[qkvKernel].F32 = mf.Tensors[qkvKernel].F32[:10] }, want: "has 10 F32 and 0 I8 values, want 192 F32 values for shape [8 24]"},
+		{name: "I8 data in a F32 tensor", edit: func(mf *ModelFile) { mf.Tensors["cls_token"].I8 = []int8{1} }, want: "has 8 F32 and 1 I8 values"},
 		{name: "NaN value", edit: func(mf *ModelFile) { mf.Tensors[qkvKernel].F32[7] = float32(math.NaN()) }, want: "element 7 is NaN"},
 	}
 	for _, tt := range tests {

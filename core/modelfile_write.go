@@ -16,11 +16,12 @@ const writeChunkSize = 64 << 10
 
 // WriteModelFile validates mf as (*ModelFile).Validate does and writes it to
 // w in the layout that ReadModelFile reads. Tensors are stored in
-// ParamSpecs order and the header's keys in a fixed order, so the same
-// ModelFile always gives the same bytes. The header is padded with spaces to
-// a multiple of 8 bytes, as safetensors writers do, so every tensor starts
-// 8-byte aligned within the file. Validation errors wrap
-// ErrInvalidModelFile, and write errors wrap the writer's error.
+// ParamSpecs order, each I8 tensor followed by its scales, and the header's
+// keys in a fixed order, so the same ModelFile always gives the same bytes.
+// The header is padded with spaces to a multiple of 8 bytes, as safetensors
+// writers do, so the data section starts 8-byte aligned within the file.
+// Validation errors wrap ErrInvalidModelFile, and write errors wrap the
+// writer's error.
 func WriteModelFile(w io.Writer, mf *ModelFile) error {
 	if err := mf.Validate(); err != nil {
 		return err
@@ -29,6 +30,7 @@ func WriteModelFile(w io.Writer, mf *ModelFile) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidModelFile, err)
 	}
+
 	headerBytes, err := encodeHeader(mf, specs)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidModelFile, err)
@@ -41,9 +43,16 @@ func WriteModelFile(w io.Writer, mf *ModelFile) error {
 	if _, err := w.Write(headerBytes); err != nil {
 		return fmt.Errorf("write model file header: %w", err)
 	}
+
 	buf := make([]byte, 0, writeChunkSize)
 	for _, s := range specs {
-		if err := writeFloat32s(w, buf, mf.Tensors[s.name].F32); err != nil {
+		t := mf.Tensors[s.name]
+		if s.dtype == I8 {
+			err = writeInt8s(w, buf, t.I8)
+		} else {
+			err = writeFloat32s(w, buf, t.F32)
+		}
+		if err != nil {
 			return fmt.Errorf("write tensor %q: %w", s.name, err)
 		}
 	}
@@ -149,6 +158,23 @@ func writeFloat32s(w io.Writer, buf []byte, values []float32) error {
 		buf = buf[:0]
 		for _, v := range chunk {
 			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+		}
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeInt8s writes values as bytes through buf, whose capacity sets the
+// chunk size.
+func writeInt8s(w io.Writer, buf []byte, values []int8) error {
+	perChunk := cap(buf)
+	for start := 0; start < len(values); start += perChunk {
+		chunk := values[start:min(start+perChunk, len(values))]
+		buf = buf[:0]
+		for _, v := range chunk {
+			buf = append(buf, byte(v))
 		}
 		if _, err := w.Write(buf); err != nil {
 			return err

@@ -44,6 +44,7 @@ reconstruction and embedding from a pure-Go core.`,
 	root.AddCommand(newDataCommand())
 	root.AddCommand(newTrainCommand())
 	root.AddCommand(newExportCommand())
+	root.AddCommand(newQuantizeCommand())
 	return root
 }
 

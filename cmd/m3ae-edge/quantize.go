@@ -1,0 +1,242 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/m3ae-edge/m3ae-edge/core"
+	"github.com/m3ae-edge/m3ae-edge/quantize"
+)
+
+// quantizeOptions are the flags of "m3ae-edge quantize".
+type quantizeOptions struct {
+	inPath, outPath, reportPath string
+	captionsPath                string
+	limit                       int
+	pooling                     string
+	requireTargets              bool
+	fidelity                    quantize.FidelityOptions
+}
+
+// newQuantizeCommand returns "m3ae-edge quantize", which converts a float32
+// model file to int8 and reports what the conversion costs.
+func newQuantizeCommand() *cobra.Command {
+	opts := quantizeOptions{fidelity: quantize.DefaultFidelityOptions()}
+	cmd := &cobra.Command{
+		Use:   "quantize --in model.safetensors --out model.int8.safetensors",
+		Short: "Convert a float32 model file to int8 and report its fidelity",
+		Long: `quantize converts a float32 model file to the int8 scheme
+int8-symmetric-v1 (docs/FORMAT.md): every dense kernel is stored as int8
+with one float32 scale per output column, the text embedding table as int8
+with one scale per row, and everything else stays float32.
+
+It prints each quantized tensor's maximum and RMS error after
+dequantization and the file sizes. With --captions it also runs both models
+on the examples of a JSONL captions file ({"image": PATH, "caption": TEXT}
+per line, image paths relative to the file) and compares them: embedding
+cosine similarity for the image alone, the caption alone and both,
+reconstruction PSNR of the hidden image patches with the same masks, and
+top-1 agreement at the hidden text positions. A targets section says which
+release targets pass: size ratio <= 0.27, cosine mean >= 0.999 and worst
+>= 0.99, PSNR within 0.1 dB, top-1 agreement >= 99 %. --report writes all
+of it as JSON.`,
+		Example: `  m3ae-edge quantize --in emoji.safetensors --out emoji.int8.safetensors
+  m3ae-edge quantize --in emoji.safetensors --out emoji.int8.safetensors \
+      --captions data/emoji/test.jsonl --limit 200 --report quantize-report.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := commandLogger(cmd)
+			if err != nil {
+				return err
+			}
+			switch opts.pooling {
+			case "cls":
+				opts.fidelity.Pooling = core.PoolCLS
+			case "mean":
+				opts.fidelity.Pooling = core.PoolMean
+			default:
+				return fmt.Errorf("--pooling %q: use cls or mean", opts.pooling)
+			}
+			if opts.limit < 0 {
+				return fmt.Errorf("--limit %d: use 0 for every example or a positive count", opts.limit)
+			}
+			return runQuantize(cmd.OutOrStdout(), logger, opts)
+		},
+	}
+	flags := cmd.Flags()
+	flags.StringVar(&opts.inPath, "in", "", "float32 model file to quantize (required)")
+	flags.StringVar(&opts.outPath, "out", "", "int8 model file to write (required)")
+	flags.StringVar(&opts.reportPath, "report", "", "JSON report to write (default none)")
+	flags.StringVar(&opts.captionsPath, "captions", "", "JSONL captions file of the examples that fidelity is measured on (default none: no fidelity figures)")
+	flags.IntVar(&opts.limit, "limit", 0, "number of examples read from --captions, from the top; 0 reads all")
+	flags.Uint64Var(&opts.fidelity.Seed, "seed", 0, "seed of the reconstruction masks; example i uses seed+i")
+	flags.Float64Var(&opts.fidelity.ImageMaskRatio, "image-mask-ratio", opts.fidelity.ImageMaskRatio, "fraction of image patches hidden in the reconstructions, 0 to 1")
+	flags.Float64Var(&opts.fidelity.TextMaskRatio, "text-mask-ratio", opts.fidelity.TextMaskRatio, "fraction of text positions hidden in the reconstructions, 0 to 1")
+	flags.StringVar(&opts.pooling, "pooling", "cls", "embedding compared: cls (the CLS output) or mean (the mean of the token outputs)")
+	flags.BoolVar(&opts.requireTargets, "require-targets", false, "exit with an error when a target is missed or not measured, after writing the files")
+	cmd.MarkFlagRequired("in")
+	cmd.MarkFlagRequired("out")
+	return cmd
+}
+
+func runQuantize(stdout io.Writer, logger *slog.Logger, opts quantizeOptions) error {
+	// Read the float32 file and quantize it.
+	data, err := os.ReadFile(opts.inPath)
+	if err != nil {
+		return err
+	}
+	float32File, err := core.ReadModelFile(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", opts.inPath, err)
+	}
+	logger.Info("read float32 model", "path", opts.inPath, "bytes", len(data))
+	int8File, tensors, err := quantize.QuantizeModelFile(float32File)
+	if err != nil {
+		return fmt.Errorf("%s: %w", opts.inPath, err)
+	}
+
+	// Write the int8 file, then read it back, so the fidelity figures are
+	// those of the file as written.
+	int8Size, err := writeFileAtomic(opts.outPath, func(w io.Writer) error { return core.WriteModelFile(w, int8File) })
+	if err != nil {
+		return fmt.Errorf("write int8 model file: %w", err)
+	}
+	logger.Info("wrote int8 model", "path", opts.outPath, "bytes", int8Size)
+	sizes := quantize.NewSizes(int64(len(data)), int8Size)
+
+	var fidelity *quantize.FidelityReport
+	if opts.captionsPath != "" {
+		if fidelity, err = measureFidelity(logger, float32File, opts); err != nil {
+			return err
+		}
+	}
+
+	report := quantize.NewReport(sizes, tensors, fidelity, quantize.DefaultTargets())
+	if err := printReport(stdout, report); err != nil {
+		return err
+	}
+	if opts.reportPath != "" {
+		if _, err := writeFileAtomic(opts.reportPath, func(w io.Writer) error { return writeReportJSON(w, report) }); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+		logger.Info("wrote report", "path", opts.reportPath)
+	}
+	if !report.TargetsMet {
+		logger.Warn("targets missed", "summary", report.Summary)
+		if opts.requireTargets {
+			return fmt.Errorf("--require-targets: %s", report.Summary)
+		}
+	}
+	return nil
+}
+
+// measureFidelity compares the float32 model with the int8 file at
+// opts.outPath on the examples of opts.captionsPath.
+func measureFidelity(logger *slog.Logger, float32File *core.ModelFile, opts quantizeOptions) (*quantize.FidelityReport, error) {
+	examples, err := quantize.ReadExamples(opts.captionsPath, opts.limit)
+	if err != nil {
+		return nil, err
+	}
+	float32Pipeline, err := core.NewPipeline(float32File)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", opts.inPath, err)
+	}
+	int8Data, err := os.ReadFile(opts.outPath)
+	if err != nil {
+		return nil, err
+	}
+	int8Pipeline, err := core.Load(int8Data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", opts.outPath, err)
+	}
+	logger.Info("measuring fidelity", "captions", opts.captionsPath, "examples", len(examples))
+	return quantize.MeasureFidelity(float32Pipeline, int8Pipeline, examples, opts.fidelity)
+}
+
+// printReport writes the report as tables: the tensors, the sizes, the
+// fidelity figures when measured and the targets.
+func printReport(w io.Writer, r *quantize.Report) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "tensor\tshape\tscales\tmax |error|\tRMS error\trelative RMS")
+	for _, t := range r.Tensors {
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%.3g\t%.3g\t%.2f %%\n",
+			t.Name, t.Shape, t.Granularity, t.MaxAbsError, t.RMSError, 100*t.RelativeRMSError)
+	}
+	fmt.Fprintf(tw, "\nfile size: float32 %d bytes, int8 %d bytes, ratio %.4f\n",
+		r.Sizes.Float32Bytes, r.Sizes.Int8Bytes, r.Sizes.Ratio)
+
+	if f := r.Fidelity; f != nil {
+		fmt.Fprintf(tw, "\nfidelity on %d examples (image mask ratio %g, text mask ratio %g, mask seed %d, %s pooling):\n",
+			f.Examples, f.ImageMaskRatio, f.TextMaskRatio, f.Seed, f.Pooling)
+		fmt.Fprintln(tw, "embedding cosine\tmean\tworst\texamples")
+		for _, kind := range []struct {
+			name  string
+			stats quantize.CosineStats
+		}{{"image", f.ImageEmbedding}, {"text", f.TextEmbedding}, {"paired", f.PairedEmbedding}} {
+			fmt.Fprintf(tw, "%s\t%.6f\t%.6f\t%d\n", kind.name, kind.stats.Mean, kind.stats.Worst, kind.stats.Count)
+		}
+		p := f.Reconstruction
+		fmt.Fprintf(tw, "reconstruction PSNR of hidden patches: float32 %.3f dB, int8 %.3f dB, difference %.4f dB (largest per example %.4f dB, %d examples)\n",
+			p.Float32DB, p.Int8DB, p.DiffDB, p.MaxExampleDiffDB, p.Count)
+		a := f.TokenTop1
+		fmt.Fprintf(tw, "masked token top-1 agreement: %d of %d hidden tokens (%.2f %%)\n", a.Agree, a.Total, 100*a.Rate)
+	}
+
+	fmt.Fprintln(tw, "\ntarget\tstatus\tvalue\twant")
+	for _, t := range r.Targets {
+		value := "-"
+		if t.Value != nil {
+			value = fmt.Sprintf("%.6g", *t.Value)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, t.Status, value, t.Want)
+	}
+	fmt.Fprintln(tw, r.Summary)
+	return tw.Flush()
+}
+
+func writeReportJSON(w io.Writer, r *quantize.Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// writeFileAtomic writes a temporary file beside path with write and
+// renames it to path, so an interrupted run leaves no partial file there.
+// It returns the file's size in bytes.
+func writeFileAtomic(path string, write func(io.Writer) error) (int64, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), ".quantize-*")
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = os.Remove(f.Name()) }() // fails harmlessly once renamed
+	// CreateTemp makes the file private; model files and reports are for
+	// sharing.
+	err = f.Chmod(0o644)
+	if err == nil {
+		err = write(f)
+	}
+	if syncErr := f.Sync(); err == nil {
+		err = syncErr
+	}
+	if closeErr := f.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	info, err := os.Stat(f.Name())
+	if err != nil {
+		return 0, err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return 0, err
+	}
+	return info.Size(), nil
+}
