@@ -8,9 +8,11 @@ export GOMLX_BACKEND ?= go:ops_sequential
 GO ?= go
 # FUZZTIME bounds each fuzz target's run in `make fuzz`.
 FUZZTIME ?= 10s
-FUZZ_TARGETS := FuzzReadModelFile FuzzTokenizer FuzzDecodeImage
+# Each entry is PACKAGE:TARGET.
+FUZZ_TARGETS := ./core:FuzzReadModelFile ./core:FuzzTokenizer ./core:FuzzDecodeImage \
+	./wasm/abi:FuzzDecodeRequests ./wasm/abi:FuzzDecodeResponses
 
-.PHONY: all build test unit fuzz vet bench
+.PHONY: all build test unit fuzz vet bench wasm bench-wasm
 
 all: build
 
@@ -27,11 +29,32 @@ unit:
 	$(GO) test -count=1 ./...
 
 fuzz:
-	@for target in $(FUZZ_TARGETS); do \
-		echo "fuzz $$target for $(FUZZTIME)"; \
-		$(GO) test ./core -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	@for entry in $(FUZZ_TARGETS); do \
+		pkg=$${entry%%:*}; target=$${entry##*:}; \
+		echo "fuzz $$pkg $$target for $(FUZZTIME)"; \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
+
+## build-xla: compile everything with GoMLX's XLA backend registered
+## (needs cgo and a C compiler; compiles only, downloads no plugin)
+.PHONY: build-xla
+build-xla:
+	CGO_ENABLED=1 $(GO) build -tags xla ./...
 
 ## bench: Go benchmarks of the core
 bench:
 	$(GO) test ./core -run '^$$' -bench . -benchmem
+
+## wasm: build/m3ae.wasm (browser, GOOS=js), build/m3ae-plugin.wasm
+## (wazero plugin, GOOS=wasip1 reactor) and the wasm_exec.js the browser
+## module needs. The name sections stay in, so traps show function names.
+wasm:
+	mkdir -p build
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -o build/m3ae.wasm ./wasm/browser
+	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o build/m3ae-plugin.wasm ./wasm/plugin
+	cp "$$($(GO) env GOROOT)/lib/wasm/wasm_exec.js" build/wasm_exec.js
+
+## bench-wasm: module sizes, plugin start-up, and embed and reconstruct
+## latency natively, in wazero and in headless Chromium (micro and tiny)
+bench-wasm: wasm
+	$(GO) run ./wasm/bench -browser build/m3ae.wasm -plugin build/m3ae-plugin.wasm
