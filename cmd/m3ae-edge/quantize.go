@@ -87,6 +87,10 @@ of it as JSON.`,
 }
 
 func runQuantize(stdout io.Writer, logger *slog.Logger, opts quantizeOptions) error {
+	if sameFile(opts.inPath, opts.outPath) {
+		return fmt.Errorf("--out %s is the --in file: write the int8 model to another path so the float32 model is kept", opts.outPath)
+	}
+
 	// Read the float32 file and quantize it.
 	data, err := os.ReadFile(opts.inPath)
 	if err != nil {
@@ -239,4 +243,15 @@ func writeFileAtomic(path string, write func(io.Writer) error) (int64, error) {
 		return 0, err
 	}
 	return info.Size(), nil
+}
+
+// sameFile reports whether two paths name one file, so quantize never
+// overwrites its own input.
+func sameFile(a, b string) bool {
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	infoA, errA := os.Stat(a)
+	infoB, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(infoA, infoB)
 }

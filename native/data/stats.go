@@ -26,6 +26,11 @@ type NormOptions struct {
 // identityNorm leaves pixels in [0, 1].
 var identityNorm = core.ImageNorm{Std: [core.Channels]float32{1, 1, 1}}
 
+// maxNormImageSize bounds NormOptions.ImageSize. Statistics are measured
+// at the model's image size, and every preset's is far smaller, so a larger
+// value is a typo that would only allocate gigabytes.
+const maxNormImageSize = 4096
+
 // ComputeNorm measures the per-channel mean and standard deviation of the
 // pixels of a seeded random sample of the images in src, preprocessed as
 // for evaluation (composited over white, resized and centre-cropped to
@@ -40,6 +45,9 @@ func ComputeNorm(src Source, opts NormOptions) (core.ImageNorm, int, error) {
 	}
 	if opts.Sample < 0 || opts.ImageSize < 0 {
 		return core.ImageNorm{}, 0, fmt.Errorf("norm: sample %d and image size %d must be positive", opts.Sample, opts.ImageSize)
+	}
+	if opts.ImageSize > maxNormImageSize {
+		return core.ImageNorm{}, 0, fmt.Errorf("norm: image size %d is over %d: use the model's image size (the official presets use 256)", opts.ImageSize, maxNormImageSize)
 	}
 	logger := loggerOrDiscard(opts.Logger)
 	order := newRand(opts.Seed, domainNorm, 0, 0).Perm(src.Len())

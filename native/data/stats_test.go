@@ -80,3 +80,11 @@ func TestComputeNormBadImage(t *testing.T) {
 		t.Errorf("ComputeNorm(SkipBad) = %d images, %v, want 2 and no error", measured, err)
 	}
 }
+
+func TestComputeNormRejectsHugeImageSize(t *testing.T) {
+	src := memSource{{Kind: ImageOnly, ImageData: solidPNG(t, 8, 8, color.NRGBA{255, 0, 0, 255}), Origin: "red"}}
+	_, _, err := ComputeNorm(src, NormOptions{ImageSize: 100000})
+	if err == nil || !strings.Contains(err.Error(), "image size 100000") {
+		t.Errorf("ComputeNorm(image size 100000) error = %v, want one naming the size", err)
+	}
+}

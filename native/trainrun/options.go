@@ -14,6 +14,11 @@ import (
 	"github.com/m3ae-edge/m3ae-edge/native/data"
 )
 
+// MaxBatchSize bounds --batch. The batcher allocates every batch's pixels
+// up front, and 4096 examples of the official 256-pixel size already take
+// 3 GiB, so larger values only end in an out-of-memory crash.
+const MaxBatchSize = 4096
+
 // Options is the configuration of one training run. JSON names are the
 // flags of `m3ae-edge train`, so run.json and the messages about a resumed
 // run read like its command line.
@@ -231,8 +236,8 @@ func (o Options) Validate() error {
 		}
 	}
 	switch {
-	case o.BatchSize < 1:
-		return fmt.Errorf("--batch %d: want at least 1", o.BatchSize)
+	case o.BatchSize < 1 || o.BatchSize > MaxBatchSize:
+		return fmt.Errorf("--batch %d: want 1 to %d", o.BatchSize, MaxBatchSize)
 	case o.Steps < 1:
 		return fmt.Errorf("--steps %d: want at least 1", o.Steps)
 	case o.WarmupSteps < -1:

@@ -67,6 +67,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"no data", func(o *Options) { o.Captions = nil }, "no training data"},
 		{"unknown preset", func(o *Options) { o.Preset = "huge" }, `unknown preset "huge"`},
 		{"zero batch", func(o *Options) { o.BatchSize = 0 }, "--batch 0"},
+		{"huge batch", func(o *Options) { o.BatchSize = 100_000_000 }, "--batch 100000000: want 1 to 4096"},
 		{"both eval splits", func(o *Options) { o.EvalCaptions, o.EvalFraction = "test.jsonl", 0.1 }, "one way only"},
 		{"eval fraction of 1", func(o *Options) { o.EvalFraction = 1 }, "--eval-fraction 1"},
 		{"negative weight", func(o *Options) { o.TextOnlyWeight = -1 }, "--text-only-weight -1"},
