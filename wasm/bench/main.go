@@ -32,6 +32,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/m3ae-edge/m3ae-edge/core"
+	"github.com/m3ae-edge/m3ae-edge/quantize"
 	"github.com/m3ae-edge/m3ae-edge/wasm/host"
 	"github.com/m3ae-edge/m3ae-edge/wasm/internal/harness"
 )
@@ -105,7 +106,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 
-	fmt.Fprintf(stdout, "## Latency (ms per call, %d timed after %d warm-up, float32)\n\n", s.runs, s.warmup)
+	fmt.Fprintf(stdout, "## Latency (ms per call, %d timed after %d warm-up)\n\n", s.runs, s.warmup)
 	fmt.Fprintln(stdout, "| preset | op | target | load ms | median | p90 | min |")
 	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|")
 	var browser *harness.Browser
@@ -122,8 +123,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		defer browser.Close()
 	}
 	for _, preset := range s.presets {
-		if err := benchPreset(ctx, stdout, s, preset, pluginModule, browser, imageData); err != nil {
-			return fmt.Errorf("preset %s: %w", preset, err)
+		for _, precision := range []string{"float32", "int8"} {
+			if err := benchPreset(ctx, stdout, s, preset, precision, pluginModule, browser, imageData); err != nil {
+				return fmt.Errorf("preset %s %s: %w", preset, precision, err)
+			}
 		}
 	}
 	if browser == nil {
@@ -236,11 +239,17 @@ func benchCases() []harness.Case {
 	}
 }
 
-func benchPreset(ctx context.Context, stdout io.Writer, s settings, preset string, pluginModule []byte, browser *harness.Browser, imageData []byte) error {
-	model, err := harness.ModelFile(preset, 1)
+func benchPreset(ctx context.Context, stdout io.Writer, s settings, presetName, precision string, pluginModule []byte, browser *harness.Browser, imageData []byte) error {
+	model, err := harness.ModelFile(presetName, 1)
 	if err != nil {
 		return err
 	}
+	if precision == "int8" {
+		if model, err = quantizeModel(model); err != nil {
+			return err
+		}
+	}
+	preset := presetName + " " + precision
 	inputs := harness.Inputs{"input": imageData}
 	cases := benchCases()
 	for i := range cases {
@@ -297,6 +306,23 @@ func benchPreset(ctx context.Context, stdout io.Writer, s settings, preset strin
 		printRow(stdout, preset, result.Name, "chromium", run.LoadMillis, times)
 	}
 	return nil
+}
+
+// quantizeModel converts a float32 model file to the int8 scheme.
+func quantizeModel(data []byte) ([]byte, error) {
+	mf, err := core.ReadModelFile(data)
+	if err != nil {
+		return nil, err
+	}
+	quantized, _, err := quantize.QuantizeModelFile(mf)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := core.WriteModelFile(&buf, quantized); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 func benchPlugin(ctx context.Context, stdout io.Writer, s settings, preset, target string, module []byte, opts []host.Option,
