@@ -45,7 +45,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
 	flags := flag.NewFlagSet("plugin-host", flag.ContinueOnError)
 	flags.SetOutput(stderr)
-	flags.StringVar(&c.pluginPath, "plugin", "build/m3ae-plugin.wasm", "plugin module, as `make wasm` builds it")
+	flags.StringVar(&c.pluginPath, "plugin", "build/m3ae-plugin.wasm", "plugin module (make wasm builds build/m3ae-plugin.wasm)")
 	flags.StringVar(&c.modelPath, "model", "", "model file (required)")
 	flags.StringVar(&c.imagePath, "image", "", "PNG or JPEG file to embed (required)")
 	flags.StringVar(&c.text, "text", "", "caption to embed (required)")
