@@ -45,6 +45,10 @@ reconstruction and embedding from a pure-Go core.`,
 	root.AddCommand(newTrainCommand())
 	root.AddCommand(newExportCommand())
 	root.AddCommand(newQuantizeCommand())
+	root.AddCommand(newEmbedCommand())
+	root.AddCommand(newReconstructCommand())
+	root.AddCommand(newInspectCommand())
+	root.AddCommand(newVersionCommand())
 	return root
 }
 

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/m3ae-edge/m3ae-edge/core"
+)
+
+// embedOptions are the flags of "m3ae-edge embed".
+type embedOptions struct {
+	modelPath, imagePath, text string
+	pooling                    string
+	json                       bool
+}
+
+// newEmbedCommand returns "m3ae-edge embed", which prints the embedding of
+// an image, a caption or both.
+func newEmbedCommand() *cobra.Command {
+	var opts embedOptions
+	cmd := &cobra.Command{
+		Use:   "embed --model FILE [--image FILE] [--text CAPTION]",
+		Short: "Print the embedding of an image, a caption or both",
+		Long: `embed runs the model's encoder on an unmasked image, caption or both and
+prints the pooled output of its final LayerNorm. Give --image, --text or
+both. The plain output is the dimension on the first line and the values,
+space-separated, on the second. --json prints one object with the fields
+model, pooling, dim and embedding.`,
+		Example: `  m3ae-edge embed --model emoji.safetensors --image cat.png
+  m3ae-edge embed --model emoji.safetensors --image cat.png --text "grinning cat" --pooling mean --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := commandLogger(cmd)
+			if err != nil {
+				return err
+			}
+			pool, err := parsePooling(opts.pooling)
+			if err != nil {
+				return err
+			}
+			if opts.imagePath == "" && strings.TrimSpace(opts.text) == "" {
+				return errors.New("no input: give --image FILE, --text CAPTION or both")
+			}
+			pipeline, err := loadPipeline(opts.modelPath)
+			if err != nil {
+				return err
+			}
+			img, err := readImage(opts.imagePath)
+			if err != nil {
+				return err
+			}
+			logger.Debug("embedding", "model", opts.modelPath, "image", opts.imagePath, "pooling", pool)
+			embedding, err := pipeline.Embed(img, opts.text, pool)
+			if err != nil {
+				return fmt.Errorf("embed: %w", err)
+			}
+			return printEmbedding(cmd.OutOrStdout(), opts, embedding)
+		},
+	}
+	flags := cmd.Flags()
+	flags.StringVar(&opts.modelPath, "model", "", "model file to run (required)")
+	flags.StringVar(&opts.imagePath, "image", "", "image file to embed: PNG or JPEG (default none)")
+	flags.StringVar(&opts.text, "text", "", "caption to embed (default none)")
+	flags.StringVar(&opts.pooling, "pooling", "cls", "pooling of the encoder outputs: cls (the CLS output) or mean (the mean of the image patch and caption token outputs)")
+	flags.BoolVar(&opts.json, "json", false, "print one JSON object in place of the plain output")
+	cmd.MarkFlagRequired("model")
+	return cmd
+}
+
+// embeddingJSON is the --json output of "m3ae-edge embed".
+type embeddingJSON struct {
+	Model     string    `json:"model"`
+	Pooling   string    `json:"pooling"`
+	Dim       int       `json:"dim"`
+	Embedding []float32 `json:"embedding"`
+}
+
+func printEmbedding(w io.Writer, opts embedOptions, embedding []float32) error {
+	if opts.json {
+		return writeJSON(w, embeddingJSON{Model: opts.modelPath, Pooling: opts.pooling, Dim: len(embedding), Embedding: embedding})
+	}
+	values := make([]string, len(embedding))
+	for i, v := range embedding {
+		values[i] = strconv.FormatFloat(float64(v), 'g', -1, 32)
+	}
+	_, err := fmt.Fprintf(w, "%d\n%s\n", len(embedding), strings.Join(values, " "))
+	return err
+}
+
+func parsePooling(name string) (core.Pooling, error) {
+	switch name {
+	case "cls":
+		return core.PoolCLS, nil
+	case "mean":
+		return core.PoolMean, nil
+	}
+	return 0, fmt.Errorf("--pooling %q: use cls or mean", name)
+}
+
+// loadPipeline reads the model file at path and prepares a Pipeline for it.
+func loadPipeline(path string) (*core.Pipeline, error) {
+	data, err := readInputFile("--model", path)
+	if err != nil {
+		return nil, err
+	}
+	pipeline, err := core.Load(data)
+	if err != nil {
+		return nil, fmt.Errorf("--model %s: %w: give a model file written by m3ae-edge export or quantize", path, err)
+	}
+	return pipeline, nil
+}
+
+// readImage decodes the image file at path, or returns nil for an empty
+// path.
+func readImage(path string) (image.Image, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := readInputFile("--image", path)
+	if err != nil {
+		return nil, err
+	}
+	img, err := core.DecodeImage(data)
+	if err != nil {
+		return nil, fmt.Errorf("--image %s: %w", path, err)
+	}
+	return img, nil
+}
+
+// readInputFile reads the file at path. Its errors name flag, so the user
+// knows which value to fix.
+func readInputFile(flag, path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%s %s: file not found: check the path", flag, path)
+	case err != nil:
+		return nil, fmt.Errorf("%s %s: %w", flag, path, err)
+	}
+	return data, nil
+}
+
+// writeJSON writes v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
