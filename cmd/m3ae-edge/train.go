@@ -97,15 +97,15 @@ func bindTrainFlags(flags *pflag.FlagSet, o *trainrun.Options) {
 	flags.Float64Var(&o.LearningRate, "lr", o.LearningRate, fmt.Sprintf(
 		"peak learning rate after warmup; 0 means 1.5e-4 x batch/256, which is %.4g at the default batch of %d (default 0)",
 		trainrun.Options{BatchSize: o.BatchSize}.PeakLearningRate(), o.BatchSize))
-	flags.Float64Var(&o.Beta1, "beta1", o.Beta1, "AdamW first-moment decay rate")
-	flags.Float64Var(&o.Beta2, "beta2", o.Beta2, "AdamW second-moment decay rate")
+	flags.Float64Var(&o.Beta1, "beta1", o.Beta1, "AdamW first-moment decay rate, 0 up to but not including 1")
+	flags.Float64Var(&o.Beta2, "beta2", o.Beta2, "AdamW second-moment decay rate, 0 up to but not including 1")
 	flags.Float64Var(&o.Epsilon, "adam-epsilon", o.Epsilon, "AdamW epsilon, added to the root of the second moment")
-	flags.Float64Var(&o.WeightDecay, "weight-decay", o.WeightDecay, "AdamW decoupled weight decay of kernels and LayerNorm scales")
+	flags.Float64Var(&o.WeightDecay, "weight-decay", o.WeightDecay, "AdamW decoupled weight decay of kernels and LayerNorm scales, 0 or more")
 	flags.Float64Var(&o.MaxGradNorm, "grad-clip", o.MaxGradNorm, "maximum global gradient norm; 0 disables clipping (default 0)")
-	flags.Float64Var(&o.ImageMaskRatio, "image-mask-ratio", o.ImageMaskRatio, "fraction of image patches hidden from the encoder, 0 to 1")
-	flags.Float64Var(&o.TextMaskRatio, "text-mask-ratio", o.TextMaskRatio, "fraction of text positions hidden from the encoder, 0 to 1")
-	flags.Float64Var(&o.ImageLossWeight, "image-loss-weight", o.ImageLossWeight, "weight of the image loss in the total")
-	flags.Float64Var(&o.TextLossWeight, "text-loss-weight", o.TextLossWeight, "weight of the text loss in the total")
+	flags.Float64Var(&o.ImageMaskRatio, "image-mask-ratio", o.ImageMaskRatio, "fraction of image patches hidden from the encoder, 0 up to but not including 1; at least one patch must stay visible")
+	flags.Float64Var(&o.TextMaskRatio, "text-mask-ratio", o.TextMaskRatio, "fraction of text positions hidden from the encoder, 0 up to but not including 1; at least one position must stay visible")
+	flags.Float64Var(&o.ImageLossWeight, "image-loss-weight", o.ImageLossWeight, "weight of the image loss in the total, 0 or more; the two loss weights must not both be 0")
+	flags.Float64Var(&o.TextLossWeight, "text-loss-weight", o.TextLossWeight, "weight of the text loss in the total, 0 or more; the two loss weights must not both be 0")
 	flags.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the initial weights, masks, data order and augmentation")
 	flags.IntVar(&o.Workers, "workers", o.Workers, "goroutines that decode and augment images; 0 means one per CPU (default 0)")
 

@@ -75,6 +75,7 @@ func TestTrainHelp(t *testing.T) {
 		"--eval-captions", "--eval-fraction", "--lr", "1.5e-4 x batch/256", "1.875e-05 at the default batch of 32",
 		"--warmup-steps", "--grad-clip", "--image-mask-ratio", "--checkpoint-every", "--keep", "--resume",
 		"(default 1000)", "SIGINT",
+		"hidden from the encoder, 0 up to but not including 1",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("train --help lacks %q", want)
@@ -216,6 +217,12 @@ func TestTrainRejectsBadFlags(t *testing.T) {
 		{[]string{"train", "--out", "RUN", "--captions", emojiTrain, "--preset", "huge"}, `unknown preset "huge"`},
 		{[]string{"train", "--out", "RUN", "--captions", "missing.jsonl", "--preset", "micro"}, "missing.jsonl"},
 		{[]string{"train", "--out", "RUN", "--resume"}, "no checkpoint"},
+		{[]string{"train", "--out", "RUN", "--captions", emojiTrain, "--image-mask-ratio", "-0.1"}, "--image-mask-ratio -0.1: want 0 up to"},
+		{[]string{"train", "--out", "RUN", "--captions", emojiTrain, "--beta1", "1.5"}, "--beta1 1.5"},
+		{[]string{"train", "--out", "RUN", "--captions", emojiTrain, "--weight-decay", "-1"}, "--weight-decay -1"},
+		{[]string{"train", "--out", "RUN", "--captions", emojiTrain, "--grad-clip", "-1"}, "--grad-clip -1"},
+		{[]string{"train", "--out", "RUN", "--captions", emojiTrain, "--image-loss-weight", "-1"}, "--image-loss-weight -1"},
+		{[]string{"train", "--out", "RUN", "--captions", emojiTrain, "--eval-captions", "RUN-nonexistent"}, "nonexistent: file not found"},
 	}
 	dir := t.TempDir()
 	for _, tt := range tests {

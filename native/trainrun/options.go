@@ -2,8 +2,11 @@ package trainrun
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -254,8 +257,73 @@ func (o Options) Validate() error {
 	case o.EvalExamples < 1 || o.ReconExamples < 0:
 		return fmt.Errorf("--eval-examples %d and --recon-examples %d: want at least 1 and at least 0", o.EvalExamples, o.ReconExamples)
 	}
+	if err := o.validateOptimizer(); err != nil {
+		return err
+	}
+	if err := o.validateMasking(cfg); err != nil {
+		return err
+	}
 	if err := o.TrainConfig().Validate(cfg); err != nil {
 		return err
+	}
+	return nil
+}
+
+// validateOptimizer checks the AdamW settings and the loss weights with the
+// same bounds as native.TrainConfig.Validate, and also rejects two zero
+// loss weights, which leave nothing to minimize.
+func (o Options) validateOptimizer() error {
+	for _, beta := range []struct {
+		flag  string
+		value float64
+	}{{"--beta1", o.Beta1}, {"--beta2", o.Beta2}} {
+		if !(beta.value >= 0 && beta.value < 1) {
+			return fmt.Errorf("%s %g: want 0 up to but not including 1", beta.flag, beta.value)
+		}
+	}
+	if !(o.Epsilon > 0) {
+		return fmt.Errorf("--adam-epsilon %g: want a positive number", o.Epsilon)
+	}
+	if !(o.WeightDecay >= 0) {
+		return fmt.Errorf("--weight-decay %g: want 0 (no decay) or more", o.WeightDecay)
+	}
+	if !(o.MaxGradNorm >= 0) {
+		return fmt.Errorf("--grad-clip %g: want 0 (no clipping) or more", o.MaxGradNorm)
+	}
+	for _, weight := range []struct {
+		flag  string
+		value float64
+	}{{"--image-loss-weight", o.ImageLossWeight}, {"--text-loss-weight", o.TextLossWeight}} {
+		if !(weight.value >= 0) {
+			return fmt.Errorf("%s %g: want 0 or more", weight.flag, weight.value)
+		}
+	}
+	if o.ImageLossWeight == 0 && o.TextLossWeight == 0 {
+		return fmt.Errorf("--image-loss-weight and --text-loss-weight are both 0: want at least one positive")
+	}
+	return nil
+}
+
+// validateMasking checks each mask ratio with the bounds of
+// native.TrainConfig.Validate. A ratio must be in [0, 1) and leave at least
+// one of the preset's positions visible, counted as int(length*(1-ratio)).
+func (o Options) validateMasking(cfg core.Config) error {
+	for _, r := range []struct {
+		flag   string
+		ratio  float64
+		length int
+		unit   string
+	}{
+		{"--image-mask-ratio", o.ImageMaskRatio, cfg.NumPatches(), "image patches"},
+		{"--text-mask-ratio", o.TextMaskRatio, cfg.TextLength, "text positions"},
+	} {
+		if !(r.ratio >= 0 && r.ratio < 1) {
+			return fmt.Errorf("%s %g: want 0 up to but not including 1", r.flag, r.ratio)
+		}
+		if int(float64(r.length)*(1-r.ratio)) < 1 {
+			return fmt.Errorf("%s %g hides all %d %s of preset %q: want a lower ratio that keeps at least one visible",
+				r.flag, r.ratio, r.length, r.unit, o.Preset)
+		}
 	}
 	return nil
 }
@@ -288,6 +356,32 @@ func (o DataOptions) validate() error {
 	}
 	if o.Norm != NormData && o.Norm != NormCC12M {
 		return fmt.Errorf("--norm %q: use %q (measure the training images) or %q", o.Norm, NormData, NormCC12M)
+	}
+	for _, path := range o.Captions {
+		if err := checkCaptionsFile("--captions", path); err != nil {
+			return err
+		}
+	}
+	if o.EvalCaptions != "" {
+		if err := checkCaptionsFile("--eval-captions", o.EvalCaptions); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkCaptionsFile reports a captions path that is missing or a folder
+// before data.OpenCaptions judges its name, whose message about an unknown
+// format would hide that the file is not there.
+func checkCaptionsFile(flag, path string) error {
+	info, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s %s: file not found", flag, path)
+	case err != nil:
+		return fmt.Errorf("%s %s: %w", flag, path, err)
+	case info.IsDir():
+		return fmt.Errorf("%s %s is a folder: want a .jsonl or .csv captions file", flag, path)
 	}
 	return nil
 }

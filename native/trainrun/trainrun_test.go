@@ -54,8 +54,13 @@ func TestCompareOptions(t *testing.T) {
 }
 
 func TestOptionsValidate(t *testing.T) {
+	dir := t.TempDir()
+	trainCaptions := filepath.Join(dir, "train.jsonl")
+	if err := os.WriteFile(trainCaptions, []byte(`{"image":"a.png","caption":"a"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	base := DefaultOptions()
-	base.Captions = []string{"train.jsonl"}
+	base.Captions = []string{trainCaptions}
 	if err := base.Validate(); err != nil {
 		t.Fatalf("Validate(defaults with captions) = %v, want nil", err)
 	}
@@ -73,7 +78,21 @@ func TestOptionsValidate(t *testing.T) {
 		{"negative weight", func(o *Options) { o.TextOnlyWeight = -1 }, "--text-only-weight -1"},
 		{"bad norm", func(o *Options) { o.Norm = "imagenet" }, `--norm "imagenet"`},
 		{"zero log interval", func(o *Options) { o.LogEvery = 0 }, "--log-every 0"},
-		{"mask ratio of 1", func(o *Options) { o.ImageMaskRatio = 1 }, "image mask ratio 1"},
+		{"image mask ratio of 1", func(o *Options) { o.ImageMaskRatio = 1 }, "--image-mask-ratio 1: want 0 up to but not including 1"},
+		{"negative image mask ratio", func(o *Options) { o.ImageMaskRatio = -0.1 }, "--image-mask-ratio -0.1: want 0 up to"},
+		{"text mask ratio of 1", func(o *Options) { o.TextMaskRatio = 1 }, "--text-mask-ratio 1: want 0 up to"},
+		{"mask ratio hiding all", func(o *Options) { o.ImageMaskRatio = 0.99 }, `--image-mask-ratio 0.99 hides all 64 image patches of preset "tiny"`},
+		{"beta1 of 1.5", func(o *Options) { o.Beta1 = 1.5 }, "--beta1 1.5: want 0 up to but not including 1"},
+		{"negative beta2", func(o *Options) { o.Beta2 = -0.1 }, "--beta2 -0.1"},
+		{"zero epsilon", func(o *Options) { o.Epsilon = 0 }, "--adam-epsilon 0: want a positive number"},
+		{"negative weight decay", func(o *Options) { o.WeightDecay = -1 }, "--weight-decay -1: want 0"},
+		{"negative grad clip", func(o *Options) { o.MaxGradNorm = -1 }, "--grad-clip -1: want 0"},
+		{"negative image loss weight", func(o *Options) { o.ImageLossWeight = -1 }, "--image-loss-weight -1: want 0 or more"},
+		{"negative text loss weight", func(o *Options) { o.TextLossWeight = -1 }, "--text-loss-weight -1: want 0 or more"},
+		{"both loss weights 0", func(o *Options) { o.ImageLossWeight, o.TextLossWeight = 0, 0 }, "both 0"},
+		{"missing eval captions", func(o *Options) { o.EvalCaptions = filepath.Join(dir, "nonexistent") }, "nonexistent: file not found"},
+		{"eval captions folder", func(o *Options) { o.EvalCaptions = dir }, "is a folder"},
+		{"missing captions", func(o *Options) { o.Captions = []string{filepath.Join(dir, "missing.csv")} }, "missing.csv: file not found"},
 		{"infinite clip", func(o *Options) { o.MaxGradNorm = math.Inf(1) }, "--grad-clip +Inf: want a finite number"},
 		{"NaN crop scale", func(o *Options) { o.Augment, o.CropMinScale = false, math.NaN() }, "--crop-min-scale NaN"},
 	}
