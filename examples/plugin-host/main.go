@@ -1,7 +1,8 @@
 // Command plugin-host loads the m3ae WebAssembly plugin with the wazero host
-// library (package wasm/host). It embeds an image, a caption and both
-// together on a pool of two instances. Then it prints the embeddings, their
-// cosine similarities and the model's guesses for the caption's hidden words.
+// library (package wasm/host). It embeds an image, a caption or both, and
+// with both also the pair together, on a pool of two instances. Then it
+// prints the embeddings, their cosine similarities and, with a caption, the
+// model's guesses for the caption's hidden words.
 //
 // Build the plugin first (make wasm writes build/m3ae-plugin.wasm), then:
 //
@@ -25,7 +26,7 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "plugin-host:", err)
 		os.Exit(1)
 	}
@@ -41,32 +42,53 @@ type config struct {
 	timeout    time.Duration
 }
 
-func parseFlags(args []string, stderr io.Writer) (config, error) {
+// parseFlags returns the configuration in args. On -help or -h it writes
+// the usage to stdout and returns flag.ErrHelp.
+func parseFlags(args []string, stdout io.Writer) (config, error) {
 	var c config
 	flags := flag.NewFlagSet("plugin-host", flag.ContinueOnError)
-	flags.SetOutput(stderr)
 	flags.StringVar(&c.pluginPath, "plugin", "build/m3ae-plugin.wasm", "plugin module (make wasm builds build/m3ae-plugin.wasm)")
 	flags.StringVar(&c.modelPath, "model", "", "model file (required)")
-	flags.StringVar(&c.imagePath, "image", "", "PNG or JPEG file to embed (required)")
-	flags.StringVar(&c.text, "text", "", "caption to embed (required)")
+	flags.StringVar(&c.imagePath, "image", "", "PNG or JPEG file to embed; pass -image, -text or both")
+	flags.StringVar(&c.text, "text", "", "caption to embed; pass -image, -text or both")
 	flags.StringVar(&c.cacheDir, "cache", "", "directory that keeps compiled machine code between runs; empty compiles on every run")
-	flags.DurationVar(&c.timeout, "timeout", time.Minute, "limit of each plugin call")
-	if err := flags.Parse(args); err != nil {
+	flags.DurationVar(&c.timeout, "timeout", time.Minute, "time limit of each plugin call, a positive duration such as 30s")
+
+	// The flag package would print each parse error and the usage itself,
+	// so main's report would repeat the error.
+	flags.SetOutput(io.Discard)
+	err := flags.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		flags.SetOutput(stdout)
+		flags.Usage()
 		return config{}, err
 	}
+	if err != nil {
+		return config{}, fmt.Errorf("%w (run plugin-host -help for the flags)", err)
+	}
+
 	switch {
+	case flags.NArg() > 0:
+		return config{}, fmt.Errorf("unexpected argument %q: pass the caption with -text", flags.Arg(0))
 	case c.modelPath == "":
 		return config{}, errors.New("-model is required: pass a model file")
-	case c.imagePath == "":
-		return config{}, errors.New("-image is required: pass a PNG or JPEG file")
-	case strings.TrimSpace(c.text) == "":
-		return config{}, errors.New("-text is required: pass a caption")
+	case c.imagePath == "" && c.text == "":
+		return config{}, errors.New("nothing to embed: pass -image, -text or both")
+	case c.text != "" && strings.TrimSpace(c.text) == "":
+		return config{}, fmt.Errorf("-text %q is blank: pass a caption or leave -text out", c.text)
+	case c.timeout <= 0:
+		return config{}, fmt.Errorf("-timeout %v: want a positive duration, such as 30s", c.timeout)
 	}
 	return c, nil
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c, err := parseFlags(args, stderr)
+// run runs the program and returns its one error. It returns nil after
+// -help.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	c, err := parseFlags(args, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -78,9 +100,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("read the model: %w", err)
 	}
-	imageData, err := os.ReadFile(c.imagePath)
-	if err != nil {
-		return fmt.Errorf("read the image: %w", err)
+	var imageData []byte
+	if c.imagePath != "" {
+		if imageData, err = os.ReadFile(c.imagePath); err != nil {
+			return fmt.Errorf("read the image: %w", err)
+		}
 	}
 
 	// Open the plugin: two instances, so two calls run at once.
@@ -113,10 +137,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, e := range embeddings {
 		fmt.Fprintf(stdout, "%-6s embedding: %s\n", e.name, formatVector(e.vector))
 	}
-	fmt.Fprintf(stdout, "cosine(image, text) = %.4f\n", cosine(embeddings[0].vector, embeddings[1].vector))
-	fmt.Fprintf(stdout, "cosine(image, both) = %.4f\n", cosine(embeddings[0].vector, embeddings[2].vector))
-	fmt.Fprintf(stdout, "cosine(text, both)  = %.4f\n", cosine(embeddings[1].vector, embeddings[2].vector))
+	if len(embeddings) == 3 {
+		fmt.Fprintf(stdout, "cosine(image, text) = %.4f\n", cosine(embeddings[0].vector, embeddings[1].vector))
+		fmt.Fprintf(stdout, "cosine(image, both) = %.4f\n", cosine(embeddings[0].vector, embeddings[2].vector))
+		fmt.Fprintf(stdout, "cosine(text, both)  = %.4f\n", cosine(embeddings[1].vector, embeddings[2].vector))
+	}
 
+	if c.text == "" {
+		return nil // the guesses are for hidden caption words
+	}
 	return printGuesses(ctx, model, c, imageData, stdout)
 }
 
@@ -126,11 +155,26 @@ type embedding struct {
 	vector []float32
 }
 
-// embedAll embeds the image, the caption and both, concurrently.
+// embedAll embeds, concurrently, the image and the caption that c names
+// and, when it names both, the pair. It returns the first failure in that
+// order only, because a bad image or caption fails the pair's request too.
 func embedAll(ctx context.Context, model *host.Model, c config, imageData []byte) ([]embedding, error) {
 	image := host.Image{Encoded: imageData}
-	requests := []host.EmbedRequest{{Image: image}, {Text: c.text}, {Image: image, Text: c.text}}
-	out := []embedding{{name: "image"}, {name: "text"}, {name: "both"}}
+	var requests []host.EmbedRequest
+	var out []embedding
+	if c.imagePath != "" {
+		requests = append(requests, host.EmbedRequest{Image: image})
+		out = append(out, embedding{name: "image"})
+	}
+	if c.text != "" {
+		requests = append(requests, host.EmbedRequest{Text: c.text})
+		out = append(out, embedding{name: "text"})
+	}
+	if c.imagePath != "" && c.text != "" {
+		requests = append(requests, host.EmbedRequest{Image: image, Text: c.text})
+		out = append(out, embedding{name: "both"})
+	}
+
 	errs := make([]error, len(requests))
 	var wg sync.WaitGroup
 	for i, req := range requests {
@@ -143,14 +187,16 @@ func embedAll(ctx context.Context, model *host.Model, c config, imageData []byte
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	for i, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("%s embedding failed: %w", out[i].name, err)
+		}
 	}
 	return out, nil
 }
 
 // printGuesses hides half of the caption's words and prints the model's
-// best three guesses for each.
+// best three guesses for each. imageData may be empty.
 func printGuesses(ctx context.Context, model *host.Model, c config, imageData []byte, stdout io.Writer) error {
 	callCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()

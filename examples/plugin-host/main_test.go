@@ -122,21 +122,95 @@ func TestPluginHostRunsAgainstBuiltPlugin(t *testing.T) {
 			t.Errorf("plugin-host output lacks %q", want)
 		}
 	}
+
+	// Without -text the program embeds the image alone.
+	cmd = exec.CommandContext(ctx, programPath,
+		"-plugin", pluginPath, "-model", modelPath, "-image", imagePath, "-cache", filepath.Join(dir, "cache"))
+	stdout.Reset()
+	stderr.Reset()
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("plugin-host without -text failed: %v\nstderr:\n%s", err, stderr.Bytes())
+	}
+	imageOnly := stdout.String()
+	if !strings.Contains(imageOnly, "image  embedding: ") {
+		t.Errorf("plugin-host without -text lacks the image embedding:\n%s", imageOnly)
+	}
+	for _, unwanted := range []string{"text   embedding", "cosine(", "tokens:"} {
+		if strings.Contains(imageOnly, unwanted) {
+			t.Errorf("plugin-host without -text prints %q:\n%s", unwanted, imageOnly)
+		}
+	}
+
+	// A file that is no image fails the image and the pair's request, and
+	// the program must report the failure once.
+	badImage := filepath.Join(dir, "not-an-image.png")
+	if err := os.WriteFile(badImage, []byte("not an image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.CommandContext(ctx, programPath,
+		"-plugin", pluginPath, "-model", modelPath, "-image", badImage, "-text", caption, "-cache", filepath.Join(dir, "cache"))
+	stdout.Reset()
+	stderr.Reset()
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err == nil {
+		t.Fatalf("plugin-host with a bad image succeeded, want a failure")
+	}
+	if got := strings.Count(stderr.String(), "plugin-host:"); got != 1 {
+		t.Errorf("plugin-host with a bad image printed %d errors, want 1:\n%s", got, stderr.Bytes())
+	}
+	if got := strings.Count(stderr.String(), "embedding failed"); got != 1 {
+		t.Errorf("plugin-host with a bad image reported %d embedding failures, want 1:\n%s", got, stderr.Bytes())
+	}
 }
 
-func TestPluginHostRejectsMissingFlags(t *testing.T) {
+func TestPluginHostRejectsBadFlags(t *testing.T) {
 	tests := []struct {
 		args []string
 		want string
 	}{
 		{[]string{"-image", "x.png", "-text", "a cat"}, "-model is required"},
-		{[]string{"-model", "m", "-text", "a cat"}, "-image is required"},
-		{[]string{"-model", "m", "-image", "x.png", "-text", "  "}, "-text is required"},
+		{[]string{"-model", "m"}, "nothing to embed: pass -image, -text or both"},
+		{[]string{"-model", "m", "-image", "x.png", "-text", "  "}, `-text "  " is blank`},
+		{[]string{"-model", "m", "-text", "a cat", "-timeout", "0s"}, "-timeout 0s: want a positive duration"},
+		{[]string{"-model", "m", "-text", "a cat", "-timeout", "-1m"}, "-timeout -1m0s: want a positive duration"},
+		{[]string{"-model", "m", "-text", "a cat", "-bogus"}, "flag provided but not defined: -bogus (run plugin-host -help"},
+		{[]string{"-model", "m", "a cat"}, `unexpected argument "a cat"`},
 	}
 	for _, tt := range tests {
-		err := run(context.Background(), tt.args, &bytes.Buffer{}, &bytes.Buffer{})
+		var stdout bytes.Buffer
+		err := run(context.Background(), tt.args, &stdout)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("run(%q) = %v, want an error containing %q", tt.args, err, tt.want)
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("run(%q) wrote %q to stdout, want nothing besides the returned error", tt.args, stdout.String())
+		}
+	}
+}
+
+func TestPluginHostAcceptsEitherInput(t *testing.T) {
+	for _, args := range [][]string{
+		{"-model", "m", "-image", "x.png"},
+		{"-model", "m", "-text", "a cat"},
+	} {
+		if _, err := parseFlags(args, &bytes.Buffer{}); err != nil {
+			t.Errorf("parseFlags(%q) = %v, want nil", args, err)
+		}
+	}
+}
+
+func TestPluginHostHelp(t *testing.T) {
+	for _, arg := range []string{"-help", "-h"} {
+		var stdout bytes.Buffer
+		if err := run(context.Background(), []string{arg}, &stdout); err != nil {
+			t.Errorf("run(%s) = %v, want nil", arg, err)
+		}
+		if !strings.Contains(stdout.String(), "-timeout") {
+			t.Errorf("run(%s) output lacks the flag list:\n%s", arg, stdout.String())
+		}
+		if strings.Contains(stdout.String(), "help requested") {
+			t.Errorf("run(%s) output contains %q", arg, "help requested")
 		}
 	}
 }
