@@ -5,7 +5,7 @@ import (
 	"sort"
 )
 
-// Channels is the number of colour channels of every image the model sees.
+// Channels is the number of colour channels of every image the model takes.
 const Channels = 3
 
 // Config is the architecture of an M3AE model. JSON names follow the

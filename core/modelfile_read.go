@@ -640,7 +640,7 @@ func (p *tokenWalker) skipNumbers(key string) error {
 			return err
 		}
 		if _, ok := tok.(json.Number); !ok {
-			return fmt.Errorf("%q: array holds %s, want numbers", key, describeToken(tok))
+			return fmt.Errorf("%q: array contains %s, want numbers", key, describeToken(tok))
 		}
 	}
 	return p.expectDelim(']', key)

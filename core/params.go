@@ -9,7 +9,7 @@ import "fmt"
 type ParamSpec struct {
 	Name  string
 	Shape []int
-	// Kind says how the parameter is used, which decides its weight decay
+	// Kind is how the parameter is used, which decides its weight decay
 	// during training and its quantization.
 	Kind ParamKind
 }

@@ -105,7 +105,7 @@ func quoteCaption(text string) string {
 }
 
 // Embed returns the representation of an image, a caption or both: the
-// encoder's output after its final LayerNorm, pooled as pool says, on the
+// encoder's output after its final LayerNorm, pooled by pool, on the
 // unmasked input. The returned [D] slice is the caller's.
 func (p *Pipeline) Embed(img image.Image, text string, pool Pooling) ([]float32, error) {
 	in, err := p.Inputs(img, text)
@@ -137,9 +137,9 @@ type ReconstructOptions struct {
 // when ReconstructOptions.TopK is 0.
 const DefaultTopK = 5
 
-// maxTopK bounds ReconstructOptions.TopK, since every candidate costs a
+// MaxTopK bounds ReconstructOptions.TopK, since every candidate costs a
 // pass over the V logits of its position.
-const maxTopK = 100
+const MaxTopK = 100
 
 // DefaultReconstructOptions hides 75 % of the patches and 75 % of the text
 // positions, the ratios M3AE was pretrained with.
@@ -209,8 +209,8 @@ func (p *Pipeline) Reconstruct(img image.Image, text string, opts ReconstructOpt
 	if topK == 0 {
 		topK = DefaultTopK
 	}
-	if topK < 1 || topK > maxTopK {
-		return nil, fmt.Errorf("%w: top-k %d, want 1 to %d", ErrInvalidInput, opts.TopK, maxTopK)
+	if topK < 1 || topK > MaxTopK {
+		return nil, fmt.Errorf("%w: top-k %d, want 1 to %d", ErrInvalidInput, opts.TopK, MaxTopK)
 	}
 	in, err := p.Inputs(img, text)
 	if err != nil {

@@ -82,9 +82,6 @@ one JSON object.`,
 	return cmd
 }
 
-// maxTopK is the largest --top-k, the bound Pipeline.Reconstruct enforces.
-const maxTopK = 100
-
 // checkReconstructOptions rejects flag values before the model is read.
 func checkReconstructOptions(opts reconstructOptions) error {
 	if opts.imagePath == "" && strings.TrimSpace(opts.text) == "" {
@@ -98,8 +95,8 @@ func checkReconstructOptions(opts reconstructOptions) error {
 			return fmt.Errorf("%s %g is out of range: use a fraction from 0 to 1", ratio.flag, ratio.value)
 		}
 	}
-	if opts.topK < 1 || opts.topK > maxTopK {
-		return fmt.Errorf("--top-k %d is out of range: use a count from 1 to %d", opts.topK, maxTopK)
+	if opts.topK < 1 || opts.topK > core.MaxTopK {
+		return fmt.Errorf("--top-k %d is out of range: use a count from 1 to %d", opts.topK, core.MaxTopK)
 	}
 	if opts.imagePath != "" && opts.outPath == "" {
 		return fmt.Errorf("--image %s needs --out: name the PNG file for the image grid", opts.imagePath)

@@ -65,8 +65,8 @@ func WithPoolSize(n int) Option {
 // while it runs (the default, true). wazero v1.12 then calls a check at the
 // head of every loop of the guest's code, and Go's wasm code runs each
 // function body inside a loop, so the check runs on every call and every
-// iteration. It made the plugin's embed calls 4 to 6 times slower on the
-// micro model (measured with wasm/bench on a 2-core x86-64 machine). With
+// iteration. It made the plugin's calls 3 to 5 times slower on the micro
+// and tiny models (measured with wasm/bench on a 2-core x86-64 machine). With
 // false, calls run at full speed, the context is checked only before a
 // call starts, a running call always finishes, and Close waits for it
 // until its own context is done.
