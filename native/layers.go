@@ -40,7 +40,7 @@ func layerNorm(x, scale, bias *Node) *Node {
 func geluTanh(x *Node) *Node {
 	cube := Mul(Mul(x, x), x)
 	inner := MulScalar(Add(x, MulScalar(cube, geluCubicCoefficient)), math.Sqrt(2/math.Pi))
-	return Mul(MulScalar(x, 0.5), OnePlus(Tanh(inner)))
+	return Mul(MulScalar(x, 0.5), OnePlus(tanh(inner)))
 }
 
 // attentionWeights are one attention layer's parameters: qkv [D, 3D] whose
@@ -78,7 +78,7 @@ func multiHeadAttention(x, keyPad *Node, w attentionWeights, numHeads int) *Node
 	scores = MulScalar(scores, 1/math.Sqrt(float64(headDim)))
 	padded := BroadcastToDims(Reshape(keyPad, batch, 1, 1, length), batch, numHeads, length, length)
 	scores = Where(padded, scalarLike(scores, attentionMaskValue), scores)
-	probs := Softmax(scores, -1)
+	probs := softmax(scores)
 
 	out := DotGeneral(probs, []int{3}, []int{0, 1}, v, []int{2}, []int{0, 1}) // [B, H, L, Dh]
 	out = TransposeAllAxes(out, 0, 2, 1, 3)                                   // [B, L, H, Dh]

@@ -37,8 +37,8 @@ func textLossSum(logits, targets, weight *Node) *Node {
 
 	// log softmax(z)[t] = z[t] - max(z) - log(sum(exp(z - max(z)))).
 	shift := StopGradient(ReduceAndKeep(logits, ReduceMax, -1))
-	shifted := Sub(logits, shift)                 // [R, V]
-	logSumExp := Log(ReduceSum(Exp(shifted), -1)) // [R]
+	shifted := Sub(logits, shift)                            // [R, V]
+	logSumExp := Log(ReduceSum(expNonPositive(shifted), -1)) // [R]
 	rows := Iota(logits.Graph(), shapes.Make(dtypes.Int32, numRows), 0)
 	picked := Gather(shifted, Stack([]*Node{rows, ConvertDType(targets, dtypes.Int32)}, -1)) // [R]
 	logProb := Sub(picked, logSumExp)
