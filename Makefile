@@ -35,6 +35,33 @@ fuzz:
 		$(GO) test $$pkg -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
+## model: build the emoji data, train the default model, export it, quantize
+## it to int8 with a fidelity report on the test split and copy it into
+## defaultmodel/, where the CLI and the browser demo embed it. A stopped run
+## resumes from its newest checkpoint.
+MODEL_RUN ?= runs/default
+MODEL_STEPS ?= 1200
+MODEL_SEED ?= 1
+MODEL_TRAIN_FLAGS = --preset mini --batch 64 --steps $(MODEL_STEPS) --lr 1e-3 \
+	--warmup-steps 100 --grad-clip 1 --seed $(MODEL_SEED) \
+	--captions data/emoji/train.jsonl --eval-captions data/emoji/test.jsonl \
+	--checkpoint-every 50 --eval-every 200 --keep 2
+.PHONY: model
+model:
+	$(GO) build -o bin/m3ae-edge ./cmd/m3ae-edge
+	test -f data/emoji/train.jsonl || bin/m3ae-edge data emoji --out data/emoji
+	if [ -f $(MODEL_RUN)/run.json ]; then \
+		bin/m3ae-edge train --out $(MODEL_RUN) --resume; \
+	else \
+		bin/m3ae-edge train --out $(MODEL_RUN) $(MODEL_TRAIN_FLAGS); \
+	fi
+	bin/m3ae-edge export --checkpoint $(MODEL_RUN) --out $(MODEL_RUN)/model.safetensors
+	bin/m3ae-edge quantize --in $(MODEL_RUN)/model.safetensors \
+		--out $(MODEL_RUN)/model.int8.safetensors \
+		--captions data/emoji/test.jsonl --report $(MODEL_RUN)/quantize.json
+	mkdir -p defaultmodel
+	cp $(MODEL_RUN)/model.int8.safetensors defaultmodel/emoji-mini.int8.safetensors
+
 ## build-xla: compile everything with GoMLX's XLA backend registered
 ## (needs cgo and a C compiler; compiles only, downloads no plugin)
 .PHONY: build-xla
