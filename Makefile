@@ -10,7 +10,7 @@ GO ?= go
 FUZZTIME ?= 10s
 # Each entry is PACKAGE:TARGET.
 FUZZ_TARGETS := ./core:FuzzReadModelFile ./core:FuzzTokenizer ./core:FuzzDecodeImage \
-	./wasm/abi:FuzzDecodeRequests ./wasm/abi:FuzzDecodeResponses
+	./wasm/abi:FuzzDecodeRequests ./wasm/abi:FuzzDecodeResponses ./export:FuzzReadPickle
 
 .PHONY: all build test unit fuzz vet bench wasm bench-wasm
 
