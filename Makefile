@@ -40,7 +40,7 @@ fuzz:
 ## defaultmodel/, where the CLI and the browser demo embed it. A stopped run
 ## resumes from its newest checkpoint.
 MODEL_RUN ?= runs/default
-MODEL_STEPS ?= 1200
+MODEL_STEPS ?= 600
 MODEL_SEED ?= 1
 MODEL_TRAIN_FLAGS = --preset mini --batch 64 --steps $(MODEL_STEPS) --lr 1e-3 \
 	--warmup-steps 100 --grad-clip 1 --seed $(MODEL_SEED) \
