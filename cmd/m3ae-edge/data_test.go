@@ -80,7 +80,8 @@ func writeFakeEmojiCache(t *testing.T) string {
 		write(filepath.Join(pkg, "img", source, "64", "2600-fe0f.png"), png)
 	}
 	write(filepath.Join("emojibase-data", "en", "data.json"), []byte(
-		`[{"label": "sun with face", "hexcode": "1F31E", "tags": ["sun"]}, {"label": "sun", "hexcode": "2600", "tags": ["sunny"]}]`))
+		`[{"label": "sun with face", "hexcode": "1F31E", "tags": ["sun"], "group": 5}, {"label": "sun", "hexcode": "2600", "tags": ["sunny"], "group": 5}]`))
+	write(filepath.Join("emojibase-data", "meta", "groups.json"), []byte(`{"groups": {"5": "travel-places"}}`))
 	return cache
 }
 

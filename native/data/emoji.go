@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -93,6 +94,10 @@ type EmojiCaption struct {
 	// Tags are emojibase's keywords. A skin-tone variant, which has none
 	// of its own, takes those of its base emoji.
 	Tags []string
+	// Group is the key of emojibase's group of the emoji, such as
+	// "smileys-emotion" or "flags", or "" when emojibase assigns none (as
+	// for the regional indicator letters).
+	Group string
 }
 
 // EmojiRecord is an emoji image joined with its caption.
@@ -164,17 +169,50 @@ func ReadEmojiImages(packageDir, source string) (images []EmojiImage, missing in
 	return images, missing, nil
 }
 
-// emojibaseEntry is one entry of emojibase-data's en/data.json.
+// emojibaseEntry is one entry of emojibase-data's en/data.json. Group is
+// a number that meta/groups.json names, and nil when the entry has none.
 type emojibaseEntry struct {
 	Hexcode string           `json:"hexcode"`
 	Label   string           `json:"label"`
 	Tags    []string         `json:"tags"`
+	Group   *int             `json:"group"`
 	Skins   []emojibaseEntry `json:"skins"`
+}
+
+// ReadEmojiGroups reads emojibase-data's meta/groups.json, whose "groups"
+// object maps each group number, written as a string, to its key:
+// {"groups": {"0": "smileys-emotion", ...}}.
+func ReadEmojiGroups(path string) (map[int]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("emoji groups: %w", err)
+	}
+	var meta struct {
+		Groups map[string]string `json:"groups"`
+	}
+	if err := json.Unmarshal(data, &meta); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidData, path, err)
+	}
+	if len(meta.Groups) == 0 {
+		return nil, fmt.Errorf("%w: %s has no \"groups\" object: want {\"groups\": {\"0\": \"smileys-emotion\", ...}}", ErrInvalidData, path)
+	}
+	groups := make(map[int]string, len(meta.Groups))
+	for number, key := range meta.Groups {
+		n, err := strconv.Atoi(number)
+		if err != nil || key == "" {
+			return nil, fmt.Errorf("%w: %s: group %q: %q: want a group number and a non-empty key", ErrInvalidData, path, number, key)
+		}
+		groups[n] = key
+	}
+	return groups, nil
 }
 
 // ReadEmojiCaptions reads emojibase-data's en/data.json into captions keyed
 // by NormalizeHexcode of their hexcode, skin-tone variants included.
-func ReadEmojiCaptions(path string) (map[string]EmojiCaption, error) {
+// groups names the entries' group numbers, as ReadEmojiGroups returns
+// them. A skin-tone variant without a group of its own takes its base
+// emoji's.
+func ReadEmojiCaptions(path string, groups map[int]string) (map[string]EmojiCaption, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("emoji captions: %w", err)
@@ -183,15 +221,35 @@ func ReadEmojiCaptions(path string) (map[string]EmojiCaption, error) {
 	if err := json.Unmarshal(data, &entries); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidData, path, err)
 	}
+	groupKey := func(e emojibaseEntry) (string, error) {
+		if e.Group == nil {
+			return "", nil
+		}
+		key, ok := groups[*e.Group]
+		if !ok {
+			return "", fmt.Errorf("%w: %s: emoji %s has group %d, which the groups table does not name", ErrInvalidData, path, e.Hexcode, *e.Group)
+		}
+		return key, nil
+	}
 	captions := make(map[string]EmojiCaption, len(entries))
 	for _, e := range entries {
-		captions[NormalizeHexcode(e.Hexcode)] = EmojiCaption{Hexcode: e.Hexcode, Label: e.Label, Tags: e.Tags}
+		group, err := groupKey(e)
+		if err != nil {
+			return nil, err
+		}
+		captions[NormalizeHexcode(e.Hexcode)] = EmojiCaption{Hexcode: e.Hexcode, Label: e.Label, Tags: e.Tags, Group: group}
 		for _, skin := range e.Skins {
 			tags := skin.Tags
 			if len(tags) == 0 {
 				tags = e.Tags
 			}
-			captions[NormalizeHexcode(skin.Hexcode)] = EmojiCaption{Hexcode: skin.Hexcode, Label: skin.Label, Tags: tags}
+			skinGroup := group
+			if skin.Group != nil {
+				if skinGroup, err = groupKey(skin); err != nil {
+					return nil, err
+				}
+			}
+			captions[NormalizeHexcode(skin.Hexcode)] = EmojiCaption{Hexcode: skin.Hexcode, Label: skin.Label, Tags: tags, Group: skinGroup}
 		}
 	}
 	return captions, nil

@@ -66,19 +66,23 @@ type emojiLine struct {
 	Tags    []string `json:"tags"`
 	Source  string   `json:"source"`
 	Hexcode string   `json:"hexcode"`
+	// Group is omitted for emoji that emojibase puts in no group.
+	Group string `json:"group,omitempty"`
 }
 
 // BuildEmoji joins the emoji images of the installed EmojiPackages with
 // their English captions and writes the dataset to OutDir:
 //
 //	images/SOURCE/FILE.png   opaque 64x64 RGB, composited over white
-//	train.jsonl, test.jsonl  {"image", "caption", "tags", "source", "hexcode"}
+//	train.jsonl, test.jsonl  {"image", "caption", "tags", "source", "hexcode", "group"}
 //	train-tags.txt, ...      with TagLines
 //	LICENSES/, NOTICE.md     the licence texts and where each part is from
 //
 // Images and captions join on NormalizeHexcode. The caption is emojibase's
-// label, such as "waving hand: light skin tone". The split is by base
-// emoji (EmojiSplit), so skin-tone variants share their base emoji's split.
+// label, such as "waving hand: light skin tone", and the group is
+// emojibase's group key, such as "people-body", which a linear probe can
+// use as a class label. The split is by base emoji (EmojiSplit), so skin-tone
+// variants share their base emoji's split.
 func BuildEmoji(ctx context.Context, opts EmojiOptions) (EmojiSummary, error) {
 	logger := loggerOrDiscard(opts.Logger)
 	sources := opts.Sources
@@ -91,20 +95,25 @@ func BuildEmoji(ctx context.Context, opts EmojiOptions) (EmojiSummary, error) {
 	if opts.MaxTrain < 0 || opts.MaxTest < 0 {
 		return EmojiSummary{}, fmt.Errorf("emoji: max train %d and max test %d must not be negative", opts.MaxTrain, opts.MaxTest)
 	}
+	for _, source := range sources {
+		if _, ok := EmojiSources[source]; !ok {
+			return EmojiSummary{}, fmt.Errorf("emoji: unknown image set %q: use google or twitter", source)
+		}
+	}
 
 	// Join images and captions.
-	captions, err := ReadEmojiCaptions(filepath.Join(opts.NodeModules, "emojibase-data", "en", "data.json"))
+	groups, err := ReadEmojiGroups(filepath.Join(opts.NodeModules, "emojibase-data", "meta", "groups.json"))
+	if err != nil {
+		return EmojiSummary{}, err
+	}
+	captions, err := ReadEmojiCaptions(filepath.Join(opts.NodeModules, "emojibase-data", "en", "data.json"), groups)
 	if err != nil {
 		return EmojiSummary{}, err
 	}
 	summary := EmojiSummary{Pairs: map[string]map[string]int{}, TagLines: map[string]int{}}
 	var images []EmojiImage
 	for _, source := range sources {
-		pkg, ok := EmojiSources[source]
-		if !ok {
-			return EmojiSummary{}, fmt.Errorf("emoji: unknown image set %q: use google or twitter", source)
-		}
-		found, missing, err := ReadEmojiImages(filepath.Join(opts.NodeModules, pkg), source)
+		found, missing, err := ReadEmojiImages(filepath.Join(opts.NodeModules, EmojiSources[source]), source)
 		if err != nil {
 			return EmojiSummary{}, err
 		}
@@ -144,6 +153,7 @@ func BuildEmoji(ctx context.Context, opts EmojiOptions) (EmojiSummary, error) {
 				Tags:    r.Caption.Tags,
 				Source:  r.Source,
 				Hexcode: r.Unified,
+				Group:   r.Caption.Group,
 			})
 			if text := strings.Join(r.Caption.Tags, ", "); text != "" && !seenTags[text] {
 				seenTags[text] = true
@@ -235,8 +245,8 @@ func emojiNotice(sources []string) string {
 			"  (https://creativecommons.org/licenses/by/4.0/,\n"+
 			"  https://github.com/jdecked/twemoji/blob/v15.0.2/LICENSE-GRAPHICS).\n", versions["emoji-datasource-twitter"])
 	}
-	fmt.Fprintf(&b, "- Captions (`caption`, `tags`): emojibase-data %s by Miles Johnson, MIT licence\n"+
-		"  (`LICENSES/emojibase-data.LICENSE`).\n", versions["emojibase-data"])
+	fmt.Fprintf(&b, "- Captions, tags and groups (`caption`, `tags`, `group`): emojibase-data %s\n"+
+		"  by Miles Johnson, MIT licence (`LICENSES/emojibase-data.LICENSE`).\n", versions["emojibase-data"])
 	b.WriteString("- The emoji-datasource packages' own code and metadata are MIT-licensed\n" +
 		"  (`LICENSES/emoji-datasource-*.LICENSE`).\n\n")
 	b.WriteString("Changes: every image was composited over opaque white, which replaces the\n" +

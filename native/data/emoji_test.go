@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -166,18 +167,30 @@ func fakeEmojiPackages(t *testing.T) string {
 			}
 		}
 	}
+	// The keycap has no group, as emojibase's regional indicators have
+	// none, and the light skin tone repeats its base's group while the
+	// dark one inherits it.
 	emojibase := `[
 		{"label": "keycap: #", "hexcode": "0023-FE0F-20E3", "tags": ["keycap"]},
-		{"label": "waving hand", "hexcode": "1F44B", "tags": ["hand", "wave"], "skins": [
-			{"label": "waving hand: light skin tone", "hexcode": "1F44B-1F3FB"},
+		{"label": "waving hand", "hexcode": "1F44B", "tags": ["hand", "wave"], "group": 1, "skins": [
+			{"label": "waving hand: light skin tone", "hexcode": "1F44B-1F3FB", "group": 1},
 			{"label": "waving hand: dark skin tone", "hexcode": "1F44B-1F3FF"}
 		]},
-		{"label": "copyright", "hexcode": "00A9", "tags": ["c", "copyright"]},
-		{"label": "dog face", "hexcode": "1F436", "tags": ["dog", "face", "pet"]}
+		{"label": "copyright", "hexcode": "00A9", "tags": ["c", "copyright"], "group": 8},
+		{"label": "dog face", "hexcode": "1F436", "tags": ["dog", "face", "pet"], "group": 3}
 	]`
 	writeFile(t, filepath.Join(root, "emojibase-data", "en", "data.json"), []byte(emojibase))
+	writeFile(t, filepath.Join(root, "emojibase-data", "meta", "groups.json"), []byte(fakeEmojiGroups))
 	return root
 }
+
+// fakeEmojiGroups has the groups object of emojibase-data 17.0.0's
+// meta/groups.json and a shortened hierarchy object.
+const fakeEmojiGroups = `{
+	"groups": {"0": "smileys-emotion", "1": "people-body", "2": "component", "3": "animals-nature",
+		"4": "food-drink", "5": "travel-places", "6": "activities", "7": "objects", "8": "symbols", "9": "flags"},
+	"hierarchy": {"0": [0, 1]}
+}`
 
 // emojiPNG returns a 4x4 RGBA PNG: opaque red on the top row, fully
 // transparent green elsewhere.
@@ -200,18 +213,85 @@ func emojiPNG(t *testing.T) []byte {
 	return []byte(b.String())
 }
 
-func TestReadEmojiCaptionsSkinTags(t *testing.T) {
-	root := fakeEmojiPackages(t)
-	captions, err := ReadEmojiCaptions(filepath.Join(root, "emojibase-data", "en", "data.json"))
+// readFakeEmojiCaptions reads the captions of fakeEmojiPackages with its
+// groups table.
+func readFakeEmojiCaptions(t *testing.T, root string) map[string]EmojiCaption {
+	t.Helper()
+	groups, err := ReadEmojiGroups(filepath.Join(root, "emojibase-data", "meta", "groups.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	captions, err := ReadEmojiCaptions(filepath.Join(root, "emojibase-data", "en", "data.json"), groups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return captions
+}
+
+func TestReadEmojiCaptionsSkinTags(t *testing.T) {
+	captions := readFakeEmojiCaptions(t, fakeEmojiPackages(t))
 	dark := captions["1f44b-1f3ff"]
 	if dark.Label != "waving hand: dark skin tone" || !slices.Equal(dark.Tags, []string{"hand", "wave"}) {
 		t.Errorf("caption of 1f44b-1f3ff = %+v, want the dark skin tone label with its base's tags", dark)
 	}
 	if _, ok := captions["00a9"]; !ok {
 		t.Errorf("captions lack key 00a9")
+	}
+}
+
+func TestReadEmojiCaptionsGroups(t *testing.T) {
+	captions := readFakeEmojiCaptions(t, fakeEmojiPackages(t))
+	for key, want := range map[string]string{
+		"1f44b":       "people-body",
+		"1f44b-1f3fb": "people-body",
+		"1f44b-1f3ff": "people-body", // inherited from the base emoji
+		"00a9":        "symbols",
+		"1f436":       "animals-nature",
+		"0023-20e3":   "", // no group in emojibase
+	} {
+		if got := captions[key].Group; got != want {
+			t.Errorf("group of %s = %q, want %q", key, got, want)
+		}
+	}
+}
+
+func TestReadEmojiCaptionsUnknownGroup(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data.json")
+	writeFile(t, path, []byte(`[{"label": "grinning face", "hexcode": "1F600", "group": 12}]`))
+	_, err := ReadEmojiCaptions(path, map[int]string{0: "smileys-emotion"})
+	if !errors.Is(err, ErrInvalidData) {
+		t.Errorf("ReadEmojiCaptions(group 12) error = %v, want ErrInvalidData", err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "1F600 has group 12") {
+		t.Errorf("ReadEmojiCaptions(group 12) error = %v, want it to name the emoji and the group", err)
+	}
+}
+
+func TestReadEmojiGroups(t *testing.T) {
+	root := fakeEmojiPackages(t)
+	groups, err := ReadEmojiGroups(filepath.Join(root, "emojibase-data", "meta", "groups.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 10 {
+		t.Errorf("ReadEmojiGroups returned %d groups, want 10", len(groups))
+	}
+	if groups[0] != "smileys-emotion" || groups[9] != "flags" {
+		t.Errorf("groups 0 and 9 = %q, %q, want smileys-emotion and flags", groups[0], groups[9])
+	}
+
+	for name, text := range map[string]string{
+		"no groups":     `{"hierarchy": {}}`,
+		"not a number":  `{"groups": {"zero": "smileys-emotion"}}`,
+		"empty key":     `{"groups": {"0": ""}}`,
+		"invalid JSON":  `{"groups": `,
+		"groups a list": `{"groups": ["smileys-emotion"]}`,
+	} {
+		path := filepath.Join(t.TempDir(), "groups.json")
+		writeFile(t, path, []byte(text))
+		if _, err := ReadEmojiGroups(path); !errors.Is(err, ErrInvalidData) {
+			t.Errorf("ReadEmojiGroups(%s) error = %v, want ErrInvalidData", name, err)
+		}
 	}
 }
 
@@ -265,9 +345,14 @@ func TestBuildEmoji(t *testing.T) {
 	if i < 0 {
 		t.Fatal("no line for twitter 1F44B-1F3FF")
 	}
-	want := emojiLine{Image: "images/twitter/1f44b-1f3ff.png", Caption: "waving hand: dark skin tone", Tags: []string{"hand", "wave"}, Source: "twitter", Hexcode: "1F44B-1F3FF"}
-	if got := all[i]; got.Image != want.Image || got.Caption != want.Caption || !slices.Equal(got.Tags, want.Tags) {
+	want := emojiLine{Image: "images/twitter/1f44b-1f3ff.png", Caption: "waving hand: dark skin tone", Tags: []string{"hand", "wave"},
+		Source: "twitter", Hexcode: "1F44B-1F3FF", Group: "people-body"}
+	if got := all[i]; got.Image != want.Image || got.Caption != want.Caption || !slices.Equal(got.Tags, want.Tags) || got.Group != want.Group {
 		t.Errorf("line = %+v, want %+v", got, want)
+	}
+	keycap := slices.IndexFunc(all, func(l emojiLine) bool { return l.Hexcode == "0023-FE0F-20E3" })
+	if keycap < 0 || all[keycap].Group != "" {
+		t.Errorf("keycap line index %d, want one without a group", keycap)
 	}
 
 	// The output is a captions file that OpenCaptions reads.
