@@ -92,9 +92,13 @@ func (b *builder) float32Values(spec core.ParamSpec) ([]float32, error) {
 	values := make([]float32, rows*cols)
 	for r := range rows {
 		for c := range cols {
-			s := scale[c]
+			// Per-row tables have one scale per row, so scale[c] would
+			// read past its end when the table has fewer rows than columns.
+			var s float32
 			if perRow {
 				s = scale[r]
+			} else {
+				s = scale[c]
 			}
 			values[r*cols+c] = float32(float32(q[r*cols+c]) * s)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/m3ae-edge/m3ae-edge/core"
 	"github.com/m3ae-edge/m3ae-edge/export/onnx"
+	"github.com/m3ae-edge/m3ae-edge/quantize"
 )
 
 // field is one decoded protobuf field: a varint, fixed32 or
@@ -403,5 +404,34 @@ func TestMarshalDequantizesInt8(t *testing.T) {
 				t.Fatalf("initializer %s element %d = %v, want float32(%d) * %v = %v", tt.name, i, got[i], v, s, want)
 			}
 		}
+	}
+}
+
+// TestMarshalInt8SmallVocabulary exports an int8 model whose vocabulary has
+// fewer rows than the model is wide, where the per-row scales of the text
+// embedding are fewer than its columns.
+func TestMarshalInt8SmallVocabulary(t *testing.T) {
+	cfg, err := core.Preset("micro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vocab := []string{"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}
+	for c := 'a'; c <= 'k'; c++ {
+		vocab = append(vocab, string(c))
+	}
+	cfg.VocabSize = len(vocab)
+	if cfg.VocabSize >= cfg.EmbedDim {
+		t.Fatalf("vocabulary of %d tokens is not smaller than width %d", cfg.VocabSize, cfg.EmbedDim)
+	}
+	mf, err := core.InitModelFile(cfg, vocab, core.CC12MNorm, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quantized, _, err := quantize.QuantizeModelFile(mf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := onnx.Marshal(quantized, onnx.Spec{Task: onnx.TaskEmbed, Text: true}); err != nil {
+		t.Errorf("Marshal of an int8 model with %d tokens: %v", cfg.VocabSize, err)
 	}
 }
