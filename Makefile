@@ -85,3 +85,22 @@ wasm:
 ## latency natively, in wazero and in headless Chromium (micro and tiny)
 bench-wasm: wasm
 	$(GO) run ./wasm/bench -browser build/m3ae.wasm -plugin build/m3ae-plugin.wasm
+
+## demo: build the browser module and its wasm_exec.js into www/static,
+## build bin/m3ae-edge with the page, the module and the default model
+## embedded, and serve the demo at http://$(DEMO_ADDR)/ until Ctrl-C.
+DEMO_ADDR ?= 127.0.0.1:8080
+.PHONY: demo
+demo:
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -o www/static/m3ae.wasm ./wasm/browser
+	cp "$$($(GO) env GOROOT)/lib/wasm/wasm_exec.js" www/static/wasm_exec.js
+	$(GO) build -o bin/m3ae-edge ./cmd/m3ae-edge
+	bin/m3ae-edge serve --addr $(DEMO_ADDR)
+
+## screenshot: rewrite docs/demo.png, the README's picture of the demo, from
+## the browser test, which builds its own module and serves the default
+## model. It needs Chromium (Debian's chromium) and fails without it.
+.PHONY: screenshot
+screenshot:
+	M3AE_REQUIRE_BROWSER=1 M3AE_SCREENSHOT=$(CURDIR)/docs/demo.png \
+		$(GO) test -count=1 -run '^TestServeDemoInBrowser$$' ./cmd/m3ae-edge

@@ -78,12 +78,12 @@ normalizes pixels with these numbers. Give exactly one of --captions,
 		},
 	}
 	flags := cmd.Flags()
-	flags.StringVar(&captions, "captions", "", "captions file (.jsonl or .csv) of an image folder")
-	flags.StringVar(&shards, "shards", "", "WebDataset tar shards: a path or a brace pattern such as 'shards/{00000..00009}.tar'")
-	flags.StringVar(&folder, "image-folder", "", "folder of .png and .jpg images")
+	flags.StringVar(&captions, "captions", "", "captions file (.jsonl or .csv) of an image folder; give one of --captions, --shards and --image-folder (default none)")
+	flags.StringVar(&shards, "shards", "", "WebDataset tar shards: a path or a brace pattern such as 'shards/{00000..00009}.tar' (default none)")
+	flags.StringVar(&folder, "image-folder", "", "folder of .png and .jpg images (default none)")
 	flags.IntVar(&opts.Sample, "sample", 1000, "number of images to measure, picked at random")
 	flags.IntVar(&opts.ImageSize, "image-size", 64, "side in pixels that images are resized and cropped to first, the model's image size")
-	flags.Uint64Var(&opts.Seed, "seed", 0, "seed of the random sample")
+	flags.Uint64Var(&opts.Seed, "seed", 0, "seed of the random sample (default 0)")
 	flags.BoolVar(&opts.SkipBad, "skip-bad", false, "skip unreadable lines and images, logging a count, instead of failing")
 	return cmd
 }

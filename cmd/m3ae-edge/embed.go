@@ -28,14 +28,16 @@ type embedOptions struct {
 func newEmbedCommand() *cobra.Command {
 	var opts embedOptions
 	cmd := &cobra.Command{
-		Use:   "embed --model FILE [--image FILE] [--text CAPTION]",
+		Use:   "embed [--model FILE] [--image FILE] [--text CAPTION]",
 		Short: "Print the embedding of an image, a caption or both",
 		Long: `embed runs the model's encoder on an unmasked image, caption or both and
 prints the pooled output of its final LayerNorm. Give --image, --text or
-both. The plain output is the dimension on the first line and the values,
+both. Without --model it runs the default model embedded in m3ae-edge.
+The plain output is the dimension on the first line and the values,
 space-separated, on the second. --json prints one object with the fields
 model, pooling, dim and embedding.`,
-		Example: `  m3ae-edge embed --model emoji.safetensors --image cat.png
+		Example: `  m3ae-edge embed --text "red apple"
+  m3ae-edge embed --model emoji.safetensors --image cat.png
   m3ae-edge embed --model emoji.safetensors --image cat.png --text "grinning cat" --pooling mean --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -58,7 +60,7 @@ model, pooling, dim and embedding.`,
 			if err != nil {
 				return err
 			}
-			logger.Debug("embedding", "model", opts.modelPath, "image", opts.imagePath, "pooling", pool)
+			logger.Debug("embedding", "model", modelLabel(opts.modelPath), "image", opts.imagePath, "pooling", pool)
 			embedding, err := pipeline.Embed(img, opts.text, pool)
 			if err != nil {
 				return fmt.Errorf("embed: %w", err)
@@ -67,12 +69,12 @@ model, pooling, dim and embedding.`,
 		},
 	}
 	flags := cmd.Flags()
-	flags.StringVar(&opts.modelPath, "model", "", "model file to run (required)")
+	flags.StringVar(&opts.modelPath, "model", "", modelFlagUsage)
 	flags.StringVar(&opts.imagePath, "image", "", "image file to embed: PNG or JPEG (default none)")
 	flags.StringVar(&opts.text, "text", "", "caption to embed (default none)")
 	flags.StringVar(&opts.pooling, "pooling", "cls", "pooling of the encoder outputs: cls (the CLS output) or mean (the mean of the image patch and caption token outputs)")
 	flags.BoolVar(&opts.json, "json", false, "print one JSON object in place of the plain output")
-	cmd.MarkFlagRequired("model")
+	markFileFlags(cmd, map[string][]string{"model": modelExtensions, "image": imageExtensions})
 	return cmd
 }
 
@@ -86,7 +88,7 @@ type embeddingJSON struct {
 
 func printEmbedding(w io.Writer, opts embedOptions, embedding []float32) error {
 	if opts.json {
-		return writeJSON(w, embeddingJSON{Model: opts.modelPath, Pooling: opts.pooling, Dim: len(embedding), Embedding: embedding})
+		return writeJSON(w, embeddingJSON{Model: modelLabel(opts.modelPath), Pooling: opts.pooling, Dim: len(embedding), Embedding: embedding})
 	}
 	values := make([]string, len(embedding))
 	for i, v := range embedding {
@@ -104,19 +106,6 @@ func parsePooling(name string) (core.Pooling, error) {
 		return core.PoolMean, nil
 	}
 	return 0, fmt.Errorf("--pooling %q: use cls or mean", name)
-}
-
-// loadPipeline reads the model file at path and prepares a Pipeline for it.
-func loadPipeline(path string) (*core.Pipeline, error) {
-	data, err := readInputFile("--model", path)
-	if err != nil {
-		return nil, err
-	}
-	pipeline, err := core.Load(data)
-	if err != nil {
-		return nil, fmt.Errorf("--model %s: %w: give a model file written by m3ae-edge export or quantize", path, err)
-	}
-	return pipeline, nil
 }
 
 // readImage decodes the image file at path, or returns nil for an empty

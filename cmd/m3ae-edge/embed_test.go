@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/m3ae-edge/m3ae-edge/defaultmodel"
 )
 
 // writeTestPNG writes a 20x12 PNG with a colour gradient to dir and returns
@@ -108,6 +110,29 @@ func TestEmbedCommandJSON(t *testing.T) {
 	}
 }
 
+// TestEmbedCommandDefaultModel runs embed without --model, on the model
+// embedded from defaultmodel.
+func TestEmbedCommandDefaultModel(t *testing.T) {
+	stdout, _, err := execute(t, "embed", "--text", "red apple", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got embeddingJSON
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+		t.Fatalf("decode --json output: %v\n%s", err, stdout)
+	}
+	if got.Model != defaultModelLabel {
+		t.Errorf("model = %q, want %q", got.Model, defaultModelLabel)
+	}
+	pipeline, err := defaultmodel.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := pipeline.Config().EmbedDim; got.Dim != want || len(got.Embedding) != want {
+		t.Errorf("dim = %d with %d values, want the default model's width %d", got.Dim, len(got.Embedding), want)
+	}
+}
+
 func TestEmbedCommandRejects(t *testing.T) {
 	dir := t.TempDir()
 	model := writeMicroModel(t, dir)
@@ -119,8 +144,8 @@ func TestEmbedCommandRejects(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"missing --model", []string{"--text", "cat"}, `required flag(s) "model" not set`},
 		{"no inputs", []string{"--model", model}, "no input: give --image FILE, --text CAPTION or both"},
+		{"no inputs, default model", nil, "no input: give --image FILE, --text CAPTION or both"},
 		{"blank caption", []string{"--model", model, "--text", "  "}, "no input"},
 		{"absent model", []string{"--model", absent, "--text", "cat"}, "--model " + absent + ": file not found"},
 		{"bad model", []string{"--model", badModel, "--text", "cat"}, "--model " + badModel + ": invalid model file"},

@@ -19,7 +19,7 @@ import (
 func newInspectCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "inspect MODEL",
+		Use:   "inspect [MODEL]",
 		Short: "Describe a model file: config, quantization, normalization and tensors",
 		Long: `inspect reads and validates a model file and prints every field of its
 architecture config, its quantization scheme, the per-channel image
@@ -28,21 +28,27 @@ R, G, B order), the vocabulary size, a table of the stored tensors (name,
 dtype, shape, bytes) and the totals: the architecture's parameter count,
 the number of stored values (int8 files add one scale per output column or
 row), the tensor bytes and the file size in bytes. --json prints the same
-as one JSON object.`,
-		Example: `  m3ae-edge inspect emoji.safetensors
+as one JSON object. Without MODEL it describes the default model embedded
+in m3ae-edge.`,
+		Example: `  m3ae-edge inspect
+  m3ae-edge inspect emoji.safetensors
   m3ae-edge inspect emoji.int8.safetensors --json`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: completeModelFile,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path := args[0]
-			data, err := readInputFile("model", path)
+			path := ""
+			if len(args) == 1 {
+				path = args[0]
+			}
+			data, err := readModel("model", path)
 			if err != nil {
 				return err
 			}
 			mf, err := core.ReadModelFile(data)
 			if err != nil {
-				return fmt.Errorf("model %s: %w: give a model file written by m3ae-edge export or quantize", path, err)
+				return modelFileError("model", path, err)
 			}
-			summary := newModelSummary(path, int64(len(data)), mf)
+			summary := newModelSummary(modelLabel(path), int64(len(data)), mf)
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), summary)
 			}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/m3ae-edge/m3ae-edge/core"
+	"github.com/m3ae-edge/m3ae-edge/defaultmodel"
 )
 
 func TestInspectCommandPlain(t *testing.T) {
@@ -109,6 +110,28 @@ func TestInspectCommandJSON(t *testing.T) {
 	}
 }
 
+// TestInspectCommandDefaultModel describes the model embedded from
+// defaultmodel when no file is given.
+func TestInspectCommandDefaultModel(t *testing.T) {
+	stdout, _, err := execute(t, "inspect", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got modelSummary
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+		t.Fatalf("decode --json output: %v\n%s", err, stdout)
+	}
+	if got.Path != defaultModelLabel {
+		t.Errorf("path = %q, want %q", got.Path, defaultModelLabel)
+	}
+	if want := int64(len(defaultmodel.Bytes())); got.FileSizeBytes != want {
+		t.Errorf("file_size_bytes = %d, want %d", got.FileSizeBytes, want)
+	}
+	if got.Quantization != core.QuantizationInt8 {
+		t.Errorf("quantization = %q, want %q", got.Quantization, core.QuantizationInt8)
+	}
+}
+
 func TestInspectCommandRejects(t *testing.T) {
 	dir := t.TempDir()
 	badModel, _ := writeBadFiles(t, dir)
@@ -118,7 +141,7 @@ func TestInspectCommandRejects(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no model", nil, "accepts 1 arg(s), received 0"},
+		{"two models", []string{"a.safetensors", "b.safetensors"}, "accepts at most 1 arg(s), received 2"},
 		{"absent model", []string{absent}, "model " + absent + ": file not found: check the path"},
 		{"bad model", []string{badModel}, "model " + badModel + ": invalid model file"},
 	}

@@ -76,7 +76,7 @@ of it as JSON.`,
 	flags.StringVar(&opts.reportPath, "report", "", "JSON report to write (default none)")
 	flags.StringVar(&opts.captionsPath, "captions", "", "JSONL captions file of the examples that fidelity is measured on (default none: no fidelity figures)")
 	flags.IntVar(&opts.limit, "limit", 0, "number of examples read from --captions, from the top; 0 reads all")
-	flags.Uint64Var(&opts.fidelity.Seed, "seed", 0, "seed of the reconstruction masks; example i uses seed+i")
+	flags.Uint64Var(&opts.fidelity.Seed, "seed", 0, "seed of the reconstruction masks; example i uses seed+i (default 0)")
 	flags.Float64Var(&opts.fidelity.ImageMaskRatio, "image-mask-ratio", opts.fidelity.ImageMaskRatio, "fraction of image patches hidden in the reconstructions, 0 to 1")
 	flags.Float64Var(&opts.fidelity.TextMaskRatio, "text-mask-ratio", opts.fidelity.TextMaskRatio, "fraction of text positions hidden in the reconstructions, 0 to 1")
 	flags.StringVar(&opts.pooling, "pooling", "cls", "embedding compared: cls (the CLS output) or mean (the mean of the token outputs)")

@@ -38,11 +38,12 @@ func newReconstructCommand() *cobra.Command {
 		topK:           core.DefaultTopK,
 	}
 	cmd := &cobra.Command{
-		Use:   "reconstruct --model FILE [--image FILE] [--text CAPTION] [--out grid.png]",
+		Use:   "reconstruct [--model FILE] [--image FILE] [--text CAPTION] [--out grid.png]",
 		Short: "Hide part of an image and a caption and predict the hidden parts",
 		Long: `reconstruct hides a random part of the image patches and caption tokens,
 runs the model and shows its predictions for what was hidden. Give --image,
---text or both. The masks depend only on --seed and the ratios.
+--text or both. The masks depend only on --seed and the ratios. Without
+--model it runs the default model embedded in m3ae-edge.
 
 With an image, --out is required: it names a PNG file that shows the
 original, masked and reconstructed images side by side, each scaled up
@@ -54,7 +55,8 @@ The plain output lists the caption's tokens with the hidden ones in
 brackets and, for each hidden token, the top-k predicted tokens with their
 probabilities. --json prints the masks, the tokens and the predictions as
 one JSON object.`,
-		Example: `  m3ae-edge reconstruct --model emoji.safetensors --image cat.png --text "grinning cat" --out grid.png
+		Example: `  m3ae-edge reconstruct --image testdata/images/emoji64.png --text "grinning face" --out grid.png
+  m3ae-edge reconstruct --model emoji.safetensors --image cat.png --text "grinning cat" --out grid.png
   m3ae-edge reconstruct --model emoji.safetensors --text "grinning cat face" --text-mask-ratio 0.3 --top-k 3 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -69,7 +71,7 @@ one JSON object.`,
 		},
 	}
 	flags := cmd.Flags()
-	flags.StringVar(&opts.modelPath, "model", "", "model file to run (required)")
+	flags.StringVar(&opts.modelPath, "model", "", modelFlagUsage)
 	flags.StringVar(&opts.imagePath, "image", "", "image file to reconstruct: PNG or JPEG (default none)")
 	flags.StringVar(&opts.text, "text", "", "caption to reconstruct (default none)")
 	flags.StringVar(&opts.outPath, "out", "", "PNG file to write the image grid to (required with --image; default none)")
@@ -78,7 +80,7 @@ one JSON object.`,
 	flags.Uint64Var(&opts.seed, "seed", 0, "seed of the random masks (default 0), so the same seed and ratios draw the same masks")
 	flags.IntVar(&opts.topK, "top-k", opts.topK, "number of predicted tokens listed for each hidden token, 1 to 100")
 	flags.BoolVar(&opts.json, "json", false, "print one JSON object in place of the plain output")
-	cmd.MarkFlagRequired("model")
+	markFileFlags(cmd, map[string][]string{"model": modelExtensions, "image": imageExtensions, "out": {"png"}})
 	return cmd
 }
 
@@ -177,7 +179,7 @@ type tokenJSON struct {
 
 func newReconstructionJSON(opts reconstructOptions, result *core.PipelineReconstruction) reconstructionJSON {
 	out := reconstructionJSON{
-		Model:          opts.modelPath,
+		Model:          modelLabel(opts.modelPath),
 		ImageMaskRatio: opts.imageMaskRatio,
 		TextMaskRatio:  opts.textMaskRatio,
 		Seed:           opts.seed,

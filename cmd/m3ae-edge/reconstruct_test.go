@@ -176,8 +176,8 @@ func TestReconstructCommandRejects(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"missing --model", []string{"--text", "cat"}, `required flag(s) "model" not set`},
 		{"no inputs", []string{"--model", model}, "no input: give --image FILE, --text CAPTION or both"},
+		{"no inputs, default model", nil, "no input: give --image FILE, --text CAPTION or both"},
 		{"absent model", []string{"--model", absent, "--text", "cat"}, "--model " + absent + ": file not found"},
 		{"bad model", []string{"--model", badModel, "--text", "cat"}, "--model " + badModel + ": invalid model file"},
 		{"absent image", []string{"--model", model, "--image", absent, "--out", out}, "--image " + absent + ": file not found"},

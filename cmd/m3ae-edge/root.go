@@ -48,6 +48,7 @@ reconstruction and embedding from a pure-Go core.`,
 	root.AddCommand(newEmbedCommand())
 	root.AddCommand(newReconstructCommand())
 	root.AddCommand(newInspectCommand())
+	root.AddCommand(newServeCommand())
 	root.AddCommand(newVersionCommand())
 	return root
 }

@@ -1,0 +1,531 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/m3ae-edge/m3ae-edge/www"
+)
+
+// chromiumPath is the browser executable that Debian's chromium package
+// installs.
+const chromiumPath = "/usr/bin/chromium"
+
+// demoGalleryImage is the gallery emoji that the test reconstructs, and
+// demoGalleryCaption its caption.
+const (
+	demoGalleryImage   = "gallery/images/google/1f62c.png"
+	demoGalleryCaption = "grimacing face"
+)
+
+// syncBuffer is a bytes.Buffer that a command and the test may use at
+// once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// requireChromium skips the test when Chromium is not installed, unless
+// M3AE_REQUIRE_BROWSER is 1, and in -short mode.
+func requireChromium(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: the browser test builds the module and runs Chromium")
+	}
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("M3AE_REQUIRE_BROWSER") == "1" {
+			t.Fatalf("%s not found and M3AE_REQUIRE_BROWSER=1: install the chromium package", chromiumPath)
+		}
+		t.Skipf("%s not found: install chromium to run the browser test, or set M3AE_REQUIRE_BROWSER=1 to fail instead", chromiumPath)
+	}
+}
+
+// buildDemoSite writes the embedded page to a new folder with an
+// m3ae.wasm built from this tree and the toolchain's wasm_exec.js, so the
+// test needs no `make demo`.
+func buildDemoSite(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "www")
+	if err := os.CopyFS(dir, www.Files()); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{www.ModuleFile, www.WasmExecFile} {
+		// A module embedded by an earlier `make demo` may be stale.
+		os.Remove(filepath.Join(dir, name))
+	}
+
+	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	build := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-o", filepath.Join(dir, www.ModuleFile),
+		"github.com/m3ae-edge/m3ae-edge/wasm/browser")
+	build.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	if output, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("GOOS=js GOARCH=wasm go build ./wasm/browser: %v\n%s", err, output)
+	}
+	wasmExec, err := os.ReadFile(filepath.Join(runtime.GOROOT(), "lib", "wasm", www.WasmExecFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, www.WasmExecFile), wasmExec, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// serveProcess is "m3ae-edge serve" running in the test process.
+type serveProcess struct {
+	url    string
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startServe runs "m3ae-edge serve" with args until stop and returns once
+// it has printed its URL.
+func startServe(t *testing.T, args ...string) *serveProcess {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, logs := &syncBuffer{}, &syncBuffer{}
+	p := &serveProcess{logs: logs, cancel: cancel, done: make(chan error, 1)}
+	root := newRootCommand()
+	root.SetArgs(append([]string{"serve"}, args...))
+	root.SetOut(stdout)
+	root.SetErr(logs)
+	go func() { p.done <- root.ExecuteContext(ctx) }()
+	t.Cleanup(func() { p.stop(t) })
+
+	urlPattern := regexp.MustCompile(`open (http://127\.0\.0\.1:\d+/)`)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := urlPattern.FindStringSubmatch(stdout.String()); m != nil {
+			p.url = m[1]
+			return p
+		}
+		select {
+		case err := <-p.done:
+			p.done <- err
+			t.Fatalf("serve exited before printing its URL: %v\nlogs:\n%s", err, logs)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("serve printed no URL in 30 s; stdout %q\nlogs:\n%s", stdout, logs)
+	return nil
+}
+
+// stop cancels the command's context, as SIGINT does, and waits for a
+// clean shutdown.
+func (p *serveProcess) stop(t *testing.T) {
+	t.Helper()
+	if p.cancel == nil {
+		return
+	}
+	p.cancel()
+	p.cancel = nil
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Errorf("serve after shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("serve did not stop within 10 s of its context ending")
+	}
+}
+
+// requests returns the logged requests whose path starts with prefix, as
+// "METHOD PATH STATUS" strings.
+func (p *serveProcess) requests(prefix string) []string {
+	line := regexp.MustCompile(`msg=request method=(\S+) path=(\S+) status=(\d+)`)
+	var out []string
+	for _, m := range line.FindAllStringSubmatch(p.logs.String(), -1) {
+		if strings.HasPrefix(m[2], prefix) {
+			out = append(out, m[1]+" "+m[2]+" "+m[3])
+		}
+	}
+	return out
+}
+
+// startChromium starts headless Chromium with a fresh profile and returns
+// a tab context.
+func startChromium(ctx context.Context, t *testing.T) context.Context {
+	t.Helper()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1200, 900),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	tab, cancelTab := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cancelTab()
+		cancelAlloc()
+	})
+	return tab
+}
+
+// pageState is the model status that the page shows.
+type pageState struct {
+	// State is "ready" or "error".
+	State string
+	// Source is where the model came from: "network" or "cache".
+	Source string
+	// Error is the status line's error message.
+	Error string
+}
+
+// waitForPageState waits until the page has loaded the model or failed to.
+func waitForPageState(ctx context.Context, t *testing.T) pageState {
+	t.Helper()
+	poll := chromedp.Poll[chromedp.Void](`document.body.dataset.state !== "loading"`, chromedp.WithPollingTimeout(90*time.Second))
+	if err := chromedp.Do(ctx, poll); err != nil {
+		t.Fatalf("wait for the model: %v", err)
+	}
+	page, err := chromedp.Run(ctx, chromedp.Evaluate[pageState](`({State: document.body.dataset.state,
+	    Source: document.body.dataset.modelSource || "",
+	    Error: document.getElementById("status-error").textContent})`))
+	if err != nil {
+		t.Fatalf("read the page state: %v", err)
+	}
+	return page
+}
+
+// waitForModel waits until the page has loaded the model, or fails with
+// the page's error, and returns where the model came from.
+func waitForModel(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	page := waitForPageState(ctx, t)
+	if page.State != "ready" {
+		t.Fatalf("page state %q, want ready; error: %s", page.State, page.Error)
+	}
+	return page.Source
+}
+
+// pageResult is what the page shows for one reconstruction.
+type pageResult struct {
+	Pixels        int      `json:"pixels"`
+	MaskedDiffers int      `json:"maskedDiffers"`
+	Tokens        []string `json:"tokens"`
+	Hidden        int      `json:"hidden"`
+	Predicted     []string `json:"predicted"`
+	Neighbours    []string `json:"neighbours"`
+}
+
+// readResultScript reads the canvases and lists of the output section.
+const readResultScript = `(() => {
+  const pixels = (id) => {
+    const canvas = document.getElementById(id);
+    return canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  };
+  const masked = pixels("masked"), reconstructed = pixels("reconstructed");
+  let differs = 0;
+  for (let i = 0; i < masked.length; i += 4) {
+    if (masked[i] !== reconstructed[i] || masked[i + 1] !== reconstructed[i + 1] || masked[i + 2] !== reconstructed[i + 2]) {
+      differs++;
+    }
+  }
+  const texts = (selector) => Array.from(document.querySelectorAll(selector), (e) => e.textContent.trim());
+  return {
+    pixels: masked.length / 4,
+    maskedDiffers: differs,
+    tokens: texts("#tokens li"),
+    hidden: document.querySelectorAll("#tokens li.hidden").length,
+    predicted: texts("#predictions .candidates .word"),
+    neighbours: texts("#neighbours li"),
+  };
+})()`
+
+// reconstructGalleryImage picks the test's gallery emoji, waits for its
+// reconstruction and nearest captions and returns what the page shows.
+func reconstructGalleryImage(ctx context.Context, t *testing.T) pageResult {
+	t.Helper()
+	err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#gallery button[title=%q]`, demoGalleryCaption))),
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#output[data-image=%q] #output-images`, demoGalleryImage))),
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#neighbours-output[data-image=%q]`, demoGalleryImage))),
+	)
+	if err != nil {
+		t.Fatalf("reconstruct %s in the page: %v", demoGalleryImage, err)
+	}
+	result, err := chromedp.Run(ctx, chromedp.Evaluate[pageResult](readResultScript))
+	if err != nil {
+		t.Fatalf("read the reconstruction of %s: %v", demoGalleryImage, err)
+	}
+	return result
+}
+
+func checkPageResult(t *testing.T, visit string, got pageResult) {
+	t.Helper()
+	if got.Pixels == 0 {
+		t.Errorf("%s: the reconstruction canvas is empty", visit)
+	}
+	if got.MaskedDiffers == 0 {
+		t.Errorf("%s: the reconstruction equals the masked input in all %d pixels", visit, got.Pixels)
+	}
+	if got.Hidden == 0 {
+		t.Errorf("%s: no caption token is marked hidden; tokens %q", visit, got.Tokens)
+	}
+	if len(got.Predicted) != 5*got.Hidden {
+		t.Errorf("%s: %d predicted words for %d hidden tokens, want 5 each", visit, len(got.Predicted), got.Hidden)
+	}
+	for _, word := range got.Predicted {
+		if word == "" {
+			t.Errorf("%s: a predicted word is empty: %q", visit, got.Predicted)
+			break
+		}
+	}
+	if len(got.Neighbours) != 5 {
+		t.Errorf("%s: %d nearest captions, want 5: %q", visit, len(got.Neighbours), got.Neighbours)
+	}
+}
+
+// TestServeDemoInBrowser runs "m3ae-edge serve" on a free port with the
+// default model, opens the page in headless Chromium and reconstructs a
+// gallery emoji. It reloads the page and checks that the model came from
+// the Cache API without a second download. Then it stops the server and
+// checks that the page still works offline, with uploads too. It saves a
+// screenshot of the first visit as demo.png in t.ArtifactDir (kept with
+// go test -artifacts) and, when M3AE_SCREENSHOT names a file, there too.
+func TestServeDemoInBrowser(t *testing.T) {
+	requireChromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	start := time.Now()
+	site := buildDemoSite(ctx, t)
+	t.Logf("built the page and module in %v", time.Since(start).Round(time.Millisecond))
+	server := startServe(t, "--addr", "127.0.0.1:0", "--www", site, "--log-level", "debug")
+	tab := startChromium(ctx, t)
+
+	// First visit: the model is downloaded once.
+	start = time.Now()
+	if err := chromedp.Do(tab, chromedp.Navigate(server.url)); err != nil {
+		t.Fatalf("open %s: %v", server.url, err)
+	}
+	if source := waitForModel(tab, t); source != "network" {
+		t.Errorf("first visit: model source %q, want network", source)
+	}
+	t.Logf("first visit: model ready %v after navigation", time.Since(start).Round(time.Millisecond))
+	checkPageResult(t, "first visit", reconstructGalleryImage(tab, t))
+	t.Logf("first visit: reconstruction and nearest captions shown %v after navigation", time.Since(start).Round(time.Millisecond))
+	saveScreenshot(tab, t)
+	if err := chromedp.Do(tab, chromedp.Poll[chromedp.Void](`document.body.dataset.offline === "ready"`,
+		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		t.Fatalf("wait for the service worker: %v", err)
+	}
+	if got := server.requests("/model/"); len(got) != 1 {
+		t.Fatalf("first visit: model requests %q, want exactly one", got)
+	}
+
+	// Second visit: the model comes from the cache.
+	start = time.Now()
+	if err := chromedp.Do(tab, chromedp.Reload()); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if source := waitForModel(tab, t); source != "cache" {
+		t.Errorf("second visit: model source %q, want cache", source)
+	}
+	t.Logf("second visit: model ready %v after reload", time.Since(start).Round(time.Millisecond))
+	checkPageResult(t, "second visit", reconstructGalleryImage(tab, t))
+	if got := server.requests("/model/"); len(got) != 1 {
+		t.Errorf("after the second visit: model requests %q, want only the first visit's", got)
+	}
+	for _, request := range server.requests("/" + www.ModuleFile) {
+		t.Logf("module request: %s", request)
+	}
+
+	// Offline: the service worker serves the page and the cache the model.
+	server.stop(t)
+	start = time.Now()
+	if err := chromedp.Do(tab, chromedp.Reload()); err != nil {
+		t.Fatalf("reload with the server stopped: %v", err)
+	}
+	if source := waitForModel(tab, t); source != "cache" {
+		t.Errorf("offline visit: model source %q, want cache", source)
+	}
+	t.Logf("offline visit: model ready %v after reload", time.Since(start).Round(time.Millisecond))
+	checkPageResult(t, "offline visit", reconstructGalleryImage(tab, t))
+
+	checkUploads(tab, t)
+	checkPhoneWidth(tab, t)
+	checkFailedDownload(tab, t, server, site)
+}
+
+// checkFailedDownload deletes the cached model while the server is
+// stopped and reloads the page, which must report the failed download
+// and offer a retry. The retry must succeed once serve runs again on the
+// same address.
+func checkFailedDownload(ctx context.Context, t *testing.T, stopped *serveProcess, site string) {
+	t.Helper()
+	deleted, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`caches.delete("m3ae-models")`, chromedp.EvalAwaitPromise))
+	if err != nil || !deleted {
+		t.Fatalf("delete the model cache: deleted %v, error %v", deleted, err)
+	}
+	// The HTTP cache keeps the model too, since its URL is immutable.
+	clearHTTPCache := chromedp.Func(func(ctx context.Context, target *chromedp.Target) error {
+		_, err := cdp.Call(ctx, target, network.ClearBrowserCache, cdp.Empty{})
+		return err
+	})
+	if err := chromedp.Do(ctx, clearHTTPCache); err != nil {
+		t.Fatalf("clear the HTTP cache: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
+		t.Fatalf("reload with the server stopped: %v", err)
+	}
+	page := waitForPageState(ctx, t)
+	if page.State != "error" {
+		t.Fatalf("page state %q with the server stopped and no cached model, want error", page.State)
+	}
+	const want = "The model download failed"
+	if !strings.Contains(page.Error, want) || !strings.Contains(page.Error, "m3ae-edge serve is running") {
+		t.Errorf("download error %q, want %q and a hint to check that m3ae-edge serve is running", page.Error, want)
+	}
+
+	addr := strings.TrimSuffix(strings.TrimPrefix(stopped.url, "http://"), "/")
+	server := startServe(t, "--addr", addr, "--www", site, "--log-level", "debug")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#retry"))); err != nil {
+		t.Fatalf("click Retry: %v", err)
+	}
+	if source := waitForModel(ctx, t); source != "network" {
+		t.Errorf("after Retry: model source %q, want network", source)
+	}
+	if got := server.requests("/model/"); len(got) != 1 {
+		t.Errorf("after Retry: model requests %q, want exactly one", got)
+	}
+}
+
+// checkUploads uploads a GIF, a PNG too large to decode and a JPEG photo,
+// and checks the page's error messages and the photo's reconstruction.
+func checkUploads(ctx context.Context, t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	gif := filepath.Join(dir, "anim.gif")
+	if err := os.WriteFile(gif, []byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A PNG signature and an IHDR chunk that claims 10000x5000 pixels:
+	// the page reads the size from the header and rejects the file before
+	// decoding it.
+	huge := filepath.Join(dir, "huge.png")
+	header := []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x27\x10\x00\x00\x13\x88\x08\x02\x00\x00\x00")
+	if err := os.WriteFile(huge, header, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		file, want string
+	}{
+		{gif, "anim.gif is a GIF file: the demo reads PNG and JPEG only."},
+		{huge, "huge.png is 10000 × 5000 pixels (50.0 megapixels); the demo takes images up to 40 megapixels."},
+	} {
+		err := chromedp.Do(ctx,
+			chromedp.SetUploadFiles(chromedp.CSS("#file-input"), []string{tt.file}),
+			chromedp.WaitVisible(chromedp.CSS("#input-error")),
+		)
+		if err != nil {
+			t.Fatalf("upload %s: %v", filepath.Base(tt.file), err)
+		}
+		message, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS("#input-error")))
+		if err != nil {
+			t.Fatalf("upload %s: %v", filepath.Base(tt.file), err)
+		}
+		if !strings.Contains(message, tt.want) {
+			t.Errorf("upload %s: message %q, want it to contain %q", filepath.Base(tt.file), message, tt.want)
+		}
+	}
+
+	photo, err := filepath.Abs(filepath.Join("..", "..", "testdata", "images", "photo512x384.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.SetUploadFiles(chromedp.CSS("#file-input"), []string{photo}),
+		chromedp.WaitVisible(chromedp.CSS(`#output[data-image^="upload:photo512x384.jpg"] #output-images`)),
+		chromedp.WaitVisible(chromedp.CSS(`#neighbours-output[data-image^="upload:photo512x384.jpg"]`)),
+		chromedp.WaitNotVisible(chromedp.CSS("#input-error")),
+	)
+	if err != nil {
+		t.Fatalf("upload %s: %v", photo, err)
+	}
+	result, err := chromedp.Run(ctx, chromedp.Evaluate[pageResult](readResultScript))
+	if err != nil {
+		t.Fatalf("read the reconstruction of %s: %v", photo, err)
+	}
+	checkPageResult(t, "uploaded photo", result)
+}
+
+// checkPhoneWidth narrows the viewport to a phone's 390 CSS pixels and
+// checks that nothing scrolls sideways. It saves demo-phone.png in
+// t.ArtifactDir.
+func checkPhoneWidth(ctx context.Context, t *testing.T) {
+	t.Helper()
+	const phoneWidth = 390
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(phoneWidth, 844)); err != nil {
+		t.Fatalf("emulate a phone viewport: %v", err)
+	}
+	width, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+	if err != nil {
+		t.Fatalf("read the page width: %v", err)
+	}
+	if width > phoneWidth {
+		t.Errorf("page is %d CSS pixels wide in a %d-pixel viewport: it scrolls sideways on phones", width, phoneWidth)
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(t.ArtifactDir(), "demo-phone.png"), png, 0o644); err != nil {
+		t.Error(err)
+	}
+}
+
+// saveScreenshot writes a PNG of the whole page to t.ArtifactDir and to
+// the file that M3AE_SCREENSHOT names, if any.
+func saveScreenshot(ctx context.Context, t *testing.T) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	paths := []string{filepath.Join(t.ArtifactDir(), "demo.png")}
+	if extra := os.Getenv("M3AE_SCREENSHOT"); extra != "" {
+		paths = append(paths, extra)
+	}
+	for _, path := range paths {
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Errorf("write the screenshot: %v", err)
+			continue
+		}
+		t.Logf("wrote a %d-byte screenshot to %s", len(png), path)
+	}
+}

@@ -1,0 +1,628 @@
+// Demo page: the gallery, upload, controls and result views. The model runs
+// in worker.js; this file only sends it requests and draws the replies.
+"use strict";
+
+// Largest upload accepted, in bytes.
+const MAX_UPLOAD_BYTES = 20 * 1024 * 1024;
+// Largest image accepted, in pixels: core.MaxImagePixels, the limit of the
+// module's decoder.
+const MAX_IMAGE_PIXELS = 40000000;
+// Predictions listed per hidden token, and gallery neighbours listed.
+const TOP_K = 5;
+const NEIGHBOURS = 5;
+// Wait after a slider or caption change before reconstructing, in ms, so a
+// drag sends one request rather than dozens.
+const RECONSTRUCT_DELAY_MS = 150;
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  gallery: [], // {image, caption, url, bytes, embedding}
+  current: null, // {key, name, bytes, galleryIndex, embedding}
+  config: null,
+  modelReady: false,
+  renders: 0,
+  reconstructTimer: 0,
+};
+
+// ---------------------------------------------------------------------
+// Worker requests run one at a time. Interactive requests go ahead of
+// background ones (the gallery embeddings), so they wait only for the
+// request that is running and for other interactive ones. A new request
+// with the same key replaces one that has not started.
+
+const worker = new Worker("worker.js");
+const waiting = [];
+const pending = new Map();
+let running = false;
+let nextID = 1;
+
+// request queues m3ae[method](handle, options) and resolves to {value,
+// millis}, or to null when a newer request with the same key replaces it.
+function request(method, options, { key = null, background = false } = {}) {
+  return new Promise((resolve, reject) => {
+    if (key !== null) {
+      const index = waiting.findIndex((job) => job.key === key);
+      if (index >= 0) {
+        waiting[index].resolve(null);
+        waiting.splice(index, 1);
+      }
+    }
+    const job = { method, options, key, background, resolve, reject };
+    if (background) {
+      waiting.push(job);
+    } else {
+      const firstBackground = waiting.findIndex((j) => j.background);
+      waiting.splice(firstBackground < 0 ? waiting.length : firstBackground, 0, job);
+    }
+    runNext();
+  });
+}
+
+function runNext() {
+  if (running || waiting.length === 0) {
+    return;
+  }
+  const job = waiting.shift();
+  const id = nextID++;
+  running = true;
+  pending.set(id, job);
+  worker.postMessage({ type: "call", id, method: job.method, options: job.options });
+}
+
+worker.onmessage = (event) => {
+  const message = event.data;
+  switch (message.type) {
+    case "status":
+      $("status-text").textContent = message.text;
+      break;
+    case "progress":
+      showProgress(message.loaded, message.total);
+      break;
+    case "loaded":
+      modelLoaded(message);
+      break;
+    case "failed":
+      loadFailed(message);
+      break;
+    case "result": {
+      const job = pending.get(message.id);
+      pending.delete(message.id);
+      running = false;
+      if (message.error !== undefined) {
+        job.reject(new Error(message.error));
+      } else {
+        job.resolve({ value: message.value, millis: message.millis });
+      }
+      runNext();
+      break;
+    }
+  }
+};
+
+worker.onerror = (event) => {
+  event.preventDefault();
+  loadFailed({ stage: "module", message: `The worker failed: ${event.message || "a script did not load"}. Check that m3ae.wasm and wasm_exec.js were built (make demo).` });
+};
+
+// ---------------------------------------------------------------------
+// Model loading and status.
+
+function formatMB(bytes) {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+function showProgress(loaded, total) {
+  const bar = $("download-progress");
+  bar.hidden = false;
+  bar.max = total;
+  bar.value = loaded;
+  const percent = total > 0 ? Math.floor((100 * loaded) / total) : 0;
+  $("status-text").textContent = `Downloading the model: ${formatMB(loaded)} of ${formatMB(total)} (${percent} %)`;
+}
+
+function modelLoaded(message) {
+  state.config = message.config;
+  state.modelReady = true;
+  document.body.dataset.state = "ready";
+  document.body.dataset.modelSource = message.source;
+  $("download-progress").hidden = true;
+  $("status-error").hidden = true;
+  $("retry").hidden = true;
+  const from = message.source === "cache" ? "read from the browser cache" : "downloaded";
+  const cacheNote = message.source === "network" && !message.cached
+    ? " It could not be cached, so the next visit downloads it again." : "";
+  $("status-text").textContent =
+    `Model ${message.name} (${formatMB(message.bytes)}) ${from} and loaded in ${Math.round(message.millis)} ms.${cacheNote}`;
+  const c = message.config;
+  $("model-info").textContent =
+    `Model: ${message.name}, ${c.imageSize}×${c.imageSize} images in ${c.patchSize}×${c.patchSize} patches, ` +
+    `${c.textLength} text positions, encoder width ${c.embedDim} and depth ${c.depth}.`;
+  $("text-ratio-hint").textContent =
+    `Fraction of the caption's ${c.textLength} positions hidden, padding included, so a short caption may keep all its words.`;
+  if (state.current === null && state.gallery.length > 0) {
+    selectGallery(0);
+  } else {
+    scheduleReconstruct(0);
+  }
+  embedGallery();
+}
+
+function loadFailed(message) {
+  document.body.dataset.state = "error";
+  $("download-progress").hidden = true;
+  $("status-text").textContent = message.stage === "module"
+    ? "The WebAssembly module could not start."
+    : "The model could not be loaded.";
+  const error = $("status-error");
+  error.textContent = message.message;
+  error.hidden = false;
+  const retry = $("retry");
+  retry.hidden = false;
+  retry.onclick = () => {
+    retry.hidden = true;
+    error.hidden = true;
+    if (message.stage === "module") {
+      location.reload();
+    } else {
+      document.body.dataset.state = "loading";
+      worker.postMessage({ type: "load" });
+    }
+  };
+}
+
+// ---------------------------------------------------------------------
+// Gallery and uploads.
+
+async function loadGallery() {
+  let text;
+  try {
+    const response = await fetch("gallery/test.jsonl");
+    if (!response.ok) {
+      throw new Error(`HTTP ${response.status}`);
+    }
+    text = await response.text();
+  } catch (err) {
+    inputError(`The gallery could not be loaded (${err.message}); you can still upload an image.`);
+    return;
+  }
+  const list = $("gallery");
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") {
+      continue;
+    }
+    const pair = JSON.parse(line);
+    const entry = { image: pair.image, caption: pair.caption, url: `gallery/${pair.image}`, bytes: null, embedding: null };
+    const index = state.gallery.push(entry) - 1;
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.setAttribute("aria-pressed", "false");
+    button.dataset.index = String(index);
+    button.title = pair.caption;
+    const img = document.createElement("img");
+    img.src = entry.url;
+    img.alt = "";
+    const caption = document.createElement("span");
+    caption.textContent = pair.caption;
+    button.append(img, caption);
+    button.addEventListener("click", () => selectGallery(index));
+    item.append(button);
+    list.append(item);
+  }
+  if (state.modelReady && state.current === null && state.gallery.length > 0) {
+    selectGallery(0);
+    embedGallery();
+  }
+}
+
+async function galleryBytes(entry) {
+  if (entry.bytes === null) {
+    const response = await fetch(entry.url);
+    if (!response.ok) {
+      throw new Error(`${entry.url}: HTTP ${response.status}`);
+    }
+    entry.bytes = new Uint8Array(await response.arrayBuffer());
+  }
+  return entry.bytes;
+}
+
+async function selectGallery(index) {
+  const entry = state.gallery[index];
+  inputError(null);
+  let bytes;
+  try {
+    bytes = await galleryBytes(entry);
+  } catch (err) {
+    inputError(`The gallery image could not be loaded: ${err.message}.`);
+    return;
+  }
+  $("caption").value = entry.caption;
+  setCurrent({ key: entry.url, name: entry.caption, bytes, galleryIndex: index, embedding: null });
+}
+
+function setCurrent(current) {
+  state.current = current;
+  for (const button of $("gallery").querySelectorAll("button")) {
+    button.setAttribute("aria-pressed", String(Number(button.dataset.index) === current.galleryIndex));
+  }
+  scheduleReconstruct(0);
+  showNeighbours();
+}
+
+function inputError(text) {
+  const error = $("input-error");
+  error.textContent = text || "";
+  error.hidden = !text;
+}
+
+// sniffFormat names an image format from the file's first bytes.
+function sniffFormat(bytes) {
+  const starts = (...prefix) => prefix.every((b, i) => bytes[i] === b);
+  const ascii = (start, end) => String.fromCharCode(...bytes.subarray(start, end));
+  if (starts(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a)) return "png";
+  if (starts(0xff, 0xd8, 0xff)) return "jpeg";
+  if (ascii(0, 4) === "GIF8") return "GIF";
+  if (ascii(0, 4) === "RIFF" && ascii(8, 12) === "WEBP") return "WebP";
+  if (ascii(0, 2) === "BM") return "BMP";
+  if (ascii(4, 8) === "ftyp") return "HEIF or AVIF";
+  if (ascii(0, 5) === "<?xml" || ascii(0, 4) === "<svg") return "SVG";
+  return null;
+}
+
+// imageSize reads the width and height from a PNG's IHDR chunk or a JPEG's
+// start-of-frame segment, or returns null when it cannot.
+function imageSize(bytes, format) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (format === "png") {
+    return bytes.length >= 24 ? { width: view.getUint32(16), height: view.getUint32(20) } : null;
+  }
+  // JPEG: walk the segments to the first SOFn marker (C0 to CF, except
+  // C4 DHT, C8 JPG and CC DAC), whose payload stores height then width.
+  let offset = 2;
+  while (offset + 9 < bytes.length) {
+    if (bytes[offset] !== 0xff) {
+      return null;
+    }
+    const marker = bytes[offset + 1];
+    if (marker === 0xff) {
+      offset++; // fill byte
+      continue;
+    }
+    const length = view.getUint16(offset + 2);
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      return { width: view.getUint16(offset + 7), height: view.getUint16(offset + 5) };
+    }
+    offset += 2 + length;
+  }
+  return null;
+}
+
+async function handleFile(file) {
+  inputError(null);
+  if (!file) {
+    return;
+  }
+  if (file.size > MAX_UPLOAD_BYTES) {
+    inputError(`${file.name} is ${formatMB(file.size)}; the demo takes files up to ${formatMB(MAX_UPLOAD_BYTES)}. Pick a smaller image.`);
+    return;
+  }
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const format = sniffFormat(bytes);
+  if (format !== "png" && format !== "jpeg") {
+    const kind = format ? `a ${format} file` : `not an image the demo knows${file.type ? ` (${file.type})` : ""}`;
+    inputError(`${file.name} is ${kind}: the demo reads PNG and JPEG only. Convert it to PNG or JPEG and try again.`);
+    return;
+  }
+  const size = imageSize(bytes, format);
+  if (size && size.width * size.height > MAX_IMAGE_PIXELS) {
+    const megapixels = ((size.width * size.height) / 1e6).toFixed(1);
+    inputError(`${file.name} is ${size.width} × ${size.height} pixels (${megapixels} megapixels); the demo takes images up to ${MAX_IMAGE_PIXELS / 1e6} megapixels. Scale it down and try again.`);
+    return;
+  }
+  setCurrent({ key: `upload:${file.name}:${file.size}:${file.lastModified}`, name: file.name, bytes, galleryIndex: -1, embedding: null });
+}
+
+function bindUpload() {
+  $("file-input").addEventListener("change", (event) => {
+    handleFile(event.target.files[0]);
+    event.target.value = "";
+  });
+  const zone = $("drop-zone");
+  // Keep a file dropped anywhere on the page from replacing the page.
+  for (const type of ["dragover", "drop"]) {
+    document.addEventListener(type, (event) => event.preventDefault());
+  }
+  zone.addEventListener("dragenter", () => zone.classList.add("dragging"));
+  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+  zone.addEventListener("drop", (event) => {
+    zone.classList.remove("dragging");
+    const files = event.dataTransfer.files;
+    if (files.length === 0) {
+      inputError("The drop held no file: drop a PNG or JPEG file.");
+      return;
+    }
+    handleFile(files[0]);
+  });
+}
+
+// ---------------------------------------------------------------------
+// Controls and reconstruction.
+
+function ratioValue(id) {
+  return Number($(id).value);
+}
+
+// seedValue returns the seed field as a safe integer, or null.
+function seedValue() {
+  const text = $("seed").value.trim();
+  if (!/^\d+$/.test(text)) {
+    return null;
+  }
+  const seed = Number(text);
+  return Number.isSafeInteger(seed) ? seed : null;
+}
+
+function bindControls() {
+  for (const id of ["image-ratio", "text-ratio"]) {
+    const show = () => { $(`${id}-value`).textContent = ratioValue(id).toFixed(2); };
+    show();
+    $(id).addEventListener("input", () => {
+      show();
+      scheduleReconstruct(RECONSTRUCT_DELAY_MS);
+    });
+  }
+  $("caption").addEventListener("input", () => scheduleReconstruct(RECONSTRUCT_DELAY_MS));
+  $("seed").addEventListener("input", () => scheduleReconstruct(RECONSTRUCT_DELAY_MS));
+  $("new-mask").addEventListener("click", () => {
+    const word = new Uint32Array(1);
+    crypto.getRandomValues(word);
+    $("seed").value = String(word[0]);
+    scheduleReconstruct(0);
+  });
+}
+
+function scheduleReconstruct(delay) {
+  clearTimeout(state.reconstructTimer);
+  state.reconstructTimer = setTimeout(reconstruct, delay);
+}
+
+function outputError(text) {
+  const error = $("output-error");
+  error.textContent = text || "";
+  error.hidden = !text;
+}
+
+async function reconstruct() {
+  if (!state.modelReady) {
+    return;
+  }
+  const caption = $("caption").value;
+  const current = state.current;
+  if (current === null && caption.trim() === "") {
+    return;
+  }
+
+  const seed = seedValue();
+  if (seed === null) {
+    outputError("The seed must be a whole number from 0 to 9007199254740991.");
+    return;
+  }
+  const options = {
+    text: caption,
+    imageMaskRatio: ratioValue("image-ratio"),
+    textMaskRatio: ratioValue("text-ratio"),
+    seed,
+    topK: TOP_K,
+  };
+  if (current !== null) {
+    options.image = current.bytes;
+  }
+
+  let reply;
+  try {
+    reply = await request("reconstruct", options, { key: "reconstruct" });
+  } catch (err) {
+    const subject = current === null ? "the caption" : current.name;
+    outputError(`The model could not reconstruct ${subject}: ${err.message}`);
+    return;
+  }
+  if (reply === null) {
+    return; // a newer request replaced this one
+  }
+  outputError(null);
+  renderReconstruction(reply.value, reply.millis, current, seed);
+}
+
+function drawImage(canvasID, image) {
+  const canvas = $(canvasID);
+  canvas.width = image.width;
+  canvas.height = image.height;
+  canvas.getContext("2d").putImageData(new ImageData(image.data, image.width, image.height), 0, 0);
+}
+
+function countHidden(mask) {
+  return mask ? mask.reduce((n, hidden) => n + (hidden ? 1 : 0), 0) : 0;
+}
+
+function renderReconstruction(result, millis, current, seed) {
+  $("output-placeholder").hidden = true;
+  const hasImage = result.original !== null;
+  $("output-images").hidden = !hasImage;
+  const facts = [`seed ${seed}`];
+  if (hasImage) {
+    drawImage("original", result.original);
+    drawImage("masked", result.masked);
+    drawImage("reconstructed", result.reconstructed);
+    facts.push(`${countHidden(result.imageMask)} of ${result.imageMask.length} patches hidden`);
+  }
+  if (result.textMask) {
+    facts.push(`${result.predictions.length} of ${result.tokens.length} caption tokens hidden`);
+  }
+  $("output-timing").textContent = `Reconstructed in ${Math.round(millis)} ms: ${facts.join(", ")}.`;
+  renderText(result);
+
+  const output = $("output");
+  state.renders++;
+  output.dataset.seq = String(state.renders);
+  output.dataset.image = current ? current.key : "";
+  output.dataset.seed = String(seed);
+}
+
+// formatPercent shows a probability as a percentage with one decimal, or
+// two significant digits below 1 %, since an undertrained model spreads
+// its guesses over the whole 30522-token vocabulary.
+function formatPercent(prob) {
+  const percent = 100 * prob;
+  return `${percent >= 1 ? percent.toFixed(1) : percent.toPrecision(2)} %`;
+}
+
+function renderText(result) {
+  const section = $("text-output");
+  section.hidden = result.tokens.length === 0;
+  const tokens = $("tokens");
+  const predictions = $("predictions");
+  tokens.replaceChildren();
+  predictions.replaceChildren();
+  result.tokens.forEach((token, i) => {
+    const item = document.createElement("li");
+    item.textContent = token;
+    if (result.hidden[i]) {
+      item.className = "hidden";
+      item.title = "hidden from the model";
+    }
+    tokens.append(item);
+  });
+  for (const prediction of result.predictions) {
+    const item = document.createElement("li");
+    const heading = document.createElement("div");
+    heading.className = "original";
+    heading.textContent = `hidden token “${prediction.original}” at position ${prediction.position}`;
+    const list = document.createElement("ol");
+    list.className = "candidates";
+    for (const candidate of prediction.candidates) {
+      const row = document.createElement("li");
+      if (candidate.token === prediction.original) {
+        row.className = "match";
+      }
+      const word = document.createElement("span");
+      word.className = "word";
+      word.textContent = candidate.token;
+      const prob = document.createElement("span");
+      prob.className = "prob";
+      prob.textContent = formatPercent(candidate.prob);
+      const bar = document.createElement("span");
+      bar.className = "bar";
+      bar.style.width = `${Math.max(0, Math.min(100, 100 * candidate.prob))}%`;
+      row.append(word, prob, bar);
+      list.append(row);
+    }
+    item.append(heading, list);
+    predictions.append(item);
+  }
+}
+
+// ---------------------------------------------------------------------
+// Nearest gallery captions.
+
+// embedGallery embeds every gallery image in the background, then lists
+// the current image's neighbours.
+let galleryEmbedding = null;
+function embedGallery() {
+  if (galleryEmbedding !== null || state.gallery.length === 0) {
+    return galleryEmbedding;
+  }
+  galleryEmbedding = Promise.all(state.gallery.map(async (entry) => {
+    const bytes = await galleryBytes(entry);
+    const reply = await request("embed", { image: bytes }, { background: true });
+    entry.embedding = reply.value;
+  })).then(showNeighbours, (err) => {
+    galleryEmbedding = null;
+    $("neighbours-output").hidden = true;
+    inputError(`The gallery embeddings failed: ${err.message}`);
+  });
+  return galleryEmbedding;
+}
+
+function cosine(a, b) {
+  let dot = 0;
+  let normA = 0;
+  let normB = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    normA += a[i] * a[i];
+    normB += b[i] * b[i];
+  }
+  return normA > 0 && normB > 0 ? dot / Math.sqrt(normA * normB) : 0;
+}
+
+async function showNeighbours() {
+  const current = state.current;
+  if (current === null || !state.modelReady || state.gallery.some((entry) => entry.embedding === null)) {
+    return;
+  }
+  if (current.embedding === null) {
+    if (current.galleryIndex >= 0) {
+      current.embedding = state.gallery[current.galleryIndex].embedding;
+    } else {
+      let reply;
+      try {
+        reply = await request("embed", { image: current.bytes }, { key: "embed-current" });
+      } catch (err) {
+        $("neighbours-output").hidden = true;
+        return; // reconstruct reports the image's error
+      }
+      if (reply === null) {
+        return;
+      }
+      current.embedding = reply.value;
+    }
+  }
+  if (state.current !== current) {
+    return; // the user picked another image meanwhile
+  }
+  const ranked = state.gallery
+    .map((entry, index) => ({ entry, index, score: cosine(current.embedding, entry.embedding) }))
+    .filter((row) => row.index !== current.galleryIndex)
+    .sort((a, b) => b.score - a.score)
+    .slice(0, NEIGHBOURS);
+  const list = $("neighbours");
+  list.replaceChildren();
+  for (const row of ranked) {
+    const item = document.createElement("li");
+    const img = document.createElement("img");
+    img.src = row.entry.url;
+    img.alt = "";
+    const caption = document.createElement("span");
+    caption.textContent = row.entry.caption;
+    const score = document.createElement("span");
+    score.className = "score";
+    score.textContent = ` cosine ${row.score.toFixed(3)}`;
+    item.append(img, caption, score);
+    list.append(item);
+  }
+  $("neighbours-output").hidden = false;
+  $("neighbours-output").dataset.image = current.key;
+}
+
+// ---------------------------------------------------------------------
+// Start.
+
+function registerServiceWorker() {
+  if (!("serviceWorker" in navigator)) {
+    document.body.dataset.offline = "unsupported";
+    return;
+  }
+  navigator.serviceWorker.register("sw.js").then(
+    () => navigator.serviceWorker.ready.then(() => { document.body.dataset.offline = "ready"; }),
+    (err) => {
+      document.body.dataset.offline = "failed";
+      console.warn("The service worker did not register, so the page will not work offline:", err);
+    });
+}
+
+bindControls();
+bindUpload();
+registerServiceWorker();
+loadGallery();
+worker.postMessage({ type: "load" });

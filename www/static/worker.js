@@ -1,0 +1,245 @@
+// Demo worker: starts m3ae.wasm, downloads the model once into the Cache
+// API, and runs the page's embed and reconstruct requests off the main
+// thread.
+//
+// Messages from the page:
+//   {type: "load"}: read model.json, take the model from the cache or
+//     download it, and load it.
+//   {type: "call", id, method: "embed" | "reconstruct", options}: call
+//     m3ae[method](handle, options).
+// Messages to the page:
+//   {type: "status", text}
+//   {type: "progress", loaded, total}: model download, in bytes.
+//   {type: "loaded", name, bytes, source: "cache" | "network", cached,
+//     millis, config}
+//   {type: "failed", stage: "module" | "model", message}
+//   {type: "result", id, value} or {type: "result", id, error}
+"use strict";
+
+importScripts("wasm_exec.js");
+
+// MODEL_CACHE is the Cache API cache that stores model files, keyed by their
+// content-addressed URL, so a new model never hits an old entry.
+const MODEL_CACHE = "m3ae-models";
+// PROGRESS_INTERVAL_MS spaces out progress messages during a download.
+const PROGRESS_INTERVAL_MS = 100;
+
+let handle = null;
+
+const moduleReady = (async () => {
+  post({ type: "status", text: "Starting the WebAssembly module…" });
+  const go = new Go();
+  const response = await fetch("m3ae.wasm");
+  if (!response.ok) {
+    throw new Error(`m3ae.wasm: HTTP ${response.status} ${response.statusText}`);
+  }
+  const { instance } = await WebAssembly.instantiateStreaming(response, go.importObject);
+  go.run(instance); // defines globalThis.m3ae before it returns
+  if (!globalThis.m3ae) {
+    throw new Error("m3ae.wasm did not define globalThis.m3ae");
+  }
+})();
+
+function post(message, transfer) {
+  self.postMessage(message, transfer || []);
+}
+
+function errorText(err) {
+  return err && err.message ? err.message : String(err);
+}
+
+self.onmessage = async (event) => {
+  const message = event.data;
+  if (message.type === "load") {
+    await loadModel();
+  } else if (message.type === "call") {
+    await call(message);
+  }
+};
+
+async function loadModel() {
+  try {
+    await moduleReady;
+  } catch (err) {
+    post({ type: "failed", stage: "module", message: `The WebAssembly module did not start: ${errorText(err)}` });
+    return;
+  }
+  try {
+    const started = performance.now();
+    const info = await fetchModelInfo();
+    const { bytes, source, cached } = await modelBytes(info);
+    post({ type: "status", text: `Loading ${info.name} into the module…` });
+    if (handle !== null) {
+      m3ae.release(handle);
+      handle = null;
+    }
+    handle = await m3ae.load(bytes);
+    const config = await m3ae.config(handle);
+    post({
+      type: "loaded", name: info.name, bytes: info.bytes, source, cached,
+      millis: performance.now() - started, config,
+    });
+  } catch (err) {
+    post({ type: "failed", stage: "model", message: errorText(err) });
+  }
+}
+
+// fetchModelInfo reads model.json: {name, url, bytes, sha256}.
+async function fetchModelInfo() {
+  let response;
+  try {
+    response = await fetch("model.json", { cache: "no-cache" });
+  } catch (err) {
+    throw new Error(`Could not reach the server for model.json (${errorText(err)}): check that m3ae-edge serve is running.`);
+  }
+  if (!response.ok) {
+    throw new Error(`model.json: HTTP ${response.status} ${response.statusText}.`);
+  }
+  const info = await response.json();
+  if (typeof info.url !== "string" || !Number.isSafeInteger(info.bytes) || info.bytes <= 0) {
+    throw new Error("model.json lacks a url or a positive bytes count.");
+  }
+  // info.url is relative to the page, which is the worker's folder too.
+  info.url = new URL(info.url, self.location.href).href;
+  return info;
+}
+
+// modelBytes returns the model file from the cache or, on a miss or a
+// damaged entry, from the network, and stores a download in the cache.
+async function modelBytes(info) {
+  const cache = await openModelCache();
+  if (cache) {
+    const hit = await cache.match(info.url);
+    if (hit) {
+      post({ type: "status", text: `Reading ${info.name} from the browser cache…` });
+      const bytes = new Uint8Array(await hit.arrayBuffer());
+      if (await matchesDigest(bytes, info)) {
+        return { bytes, source: "cache", cached: true };
+      }
+      await cache.delete(info.url);
+    }
+  }
+
+  const bytes = await download(info);
+  if (!(await matchesDigest(bytes, info))) {
+    throw new Error(`The downloaded ${info.name} does not match its SHA-256 in model.json: reload the page to download it again.`);
+  }
+  let cached = false;
+  if (cache) {
+    try {
+      await cache.put(info.url, new Response(bytes, {
+        headers: { "Content-Type": "application/octet-stream", "Content-Length": String(bytes.length) },
+      }));
+      cached = true;
+      // Drop the files of models that this server no longer serves.
+      for (const request of await cache.keys()) {
+        if (request.url !== info.url) {
+          await cache.delete(request);
+        }
+      }
+    } catch (err) {
+      post({ type: "status", text: `The model could not be cached (${errorText(err)}); the next visit downloads it again.` });
+    }
+  }
+  return { bytes, source: "network", cached };
+}
+
+// openModelCache returns the model cache, or null where the Cache API is
+// missing: pages served over plain HTTP from another host are not a
+// secure context.
+async function openModelCache() {
+  if (typeof caches === "undefined") {
+    return null;
+  }
+  try {
+    return await caches.open(MODEL_CACHE);
+  } catch (err) {
+    return null;
+  }
+}
+
+// matchesDigest checks bytes against the size and SHA-256 in model.json.
+// Without crypto.subtle (not a secure context) it checks the size only.
+async function matchesDigest(bytes, info) {
+  if (bytes.length !== info.bytes) {
+    return false;
+  }
+  if (!self.crypto || !self.crypto.subtle || typeof info.sha256 !== "string") {
+    return true;
+  }
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  return hex === info.sha256;
+}
+
+// download fetches the model, posting progress messages.
+async function download(info) {
+  post({ type: "status", text: `Downloading ${info.name}…` });
+  post({ type: "progress", loaded: 0, total: info.bytes });
+  let response;
+  try {
+    response = await fetch(info.url);
+  } catch (err) {
+    throw new Error(`The model download failed (${errorText(err)}): check that m3ae-edge serve is running, then retry.`);
+  }
+  if (!response.ok) {
+    throw new Error(`The model download failed: HTTP ${response.status} ${response.statusText} for ${info.url}. Reload the page; if it persists, restart m3ae-edge serve.`);
+  }
+
+  const bytes = new Uint8Array(info.bytes);
+  let loaded = 0;
+  let lastPost = 0;
+  const reader = response.body.getReader();
+  for (;;) {
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (err) {
+      throw new Error(`The model download stopped after ${loaded} of ${info.bytes} bytes (${errorText(err)}): retry.`);
+    }
+    if (chunk.done) {
+      break;
+    }
+    if (loaded + chunk.value.length > bytes.length) {
+      throw new Error(`The model download is longer than the ${info.bytes} bytes that model.json gives: reload the page.`);
+    }
+    bytes.set(chunk.value, loaded);
+    loaded += chunk.value.length;
+    const now = performance.now();
+    if (now - lastPost >= PROGRESS_INTERVAL_MS) {
+      lastPost = now;
+      post({ type: "progress", loaded, total: info.bytes });
+    }
+  }
+  post({ type: "progress", loaded, total: info.bytes });
+
+  if (loaded !== info.bytes) {
+    throw new Error(`The model download stopped after ${loaded} of ${info.bytes} bytes: retry.`);
+  }
+  return bytes;
+}
+
+// call runs one embed or reconstruct request and posts its result. Image
+// buffers in the result are transferred, not copied.
+async function call(message) {
+  if (handle === null) {
+    post({ type: "result", id: message.id, error: "The model is not loaded yet." });
+    return;
+  }
+  try {
+    const started = performance.now();
+    const value = await m3ae[message.method](handle, message.options);
+    const millis = performance.now() - started;
+    const transfer = [];
+    if (value instanceof Float32Array) {
+      transfer.push(value.buffer);
+    } else if (value && value.original) {
+      for (const image of [value.original, value.masked, value.reconstructed]) {
+        transfer.push(image.data.buffer);
+      }
+    }
+    post({ type: "result", id: message.id, value, millis }, transfer);
+  } catch (err) {
+    post({ type: "result", id: message.id, error: errorText(err) });
+  }
+}
