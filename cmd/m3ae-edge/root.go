@@ -44,6 +44,7 @@ reconstruction and embedding from a pure-Go core.`,
 	root.AddCommand(newDataCommand())
 	root.AddCommand(newTrainCommand())
 	root.AddCommand(newExportCommand())
+	root.AddCommand(newImportCommand())
 	root.AddCommand(newQuantizeCommand())
 	root.AddCommand(newEmbedCommand())
 	root.AddCommand(newReconstructCommand())
