@@ -46,6 +46,7 @@ reconstruction and embedding from a pure-Go core.`,
 	root.AddCommand(newExportCommand())
 	root.AddCommand(newImportCommand())
 	root.AddCommand(newQuantizeCommand())
+	root.AddCommand(newEvaluateCommand(), newProbeCommand())
 	root.AddCommand(newEmbedCommand())
 	root.AddCommand(newReconstructCommand())
 	root.AddCommand(newInspectCommand())
