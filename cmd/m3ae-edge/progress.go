@@ -13,14 +13,21 @@ import (
 type progressBar struct {
 	w           io.Writer
 	description string
+	unit        string
 	terminal    bool
 	bar         *progressbar.ProgressBar
 }
 
-// newProgressBar returns a bar labelled description for w. It appears at
-// the first Update, which sets the total.
+// newProgressBar returns a bar labelled description for w that counts
+// images. It appears at the first Update, which sets the total.
 func newProgressBar(w io.Writer, description string) *progressBar {
-	p := &progressBar{w: w, description: description}
+	return newProgressBarOf(w, description, "images")
+}
+
+// newProgressBarOf returns a bar like newProgressBar that counts unit, such
+// as "iterations", in its rate.
+func newProgressBarOf(w io.Writer, description, unit string) *progressBar {
+	p := &progressBar{w: w, description: description, unit: unit}
 	if f, ok := w.(*os.File); ok {
 		info, err := f.Stat()
 		p.terminal = err == nil && info.Mode()&os.ModeCharDevice != 0
@@ -40,7 +47,7 @@ func (p *progressBar) Update(done, total int) {
 			progressbar.OptionSetDescription(p.description),
 			progressbar.OptionShowCount(),
 			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("images"),
+			progressbar.OptionSetItsString(p.unit),
 			progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionSetWidth(30),
 			progressbar.OptionClearOnFinish(),

@@ -47,6 +47,8 @@ reconstruction and embedding from a pure-Go core.`,
 	root.AddCommand(newImportCommand())
 	root.AddCommand(newQuantizeCommand())
 	root.AddCommand(newEvaluateCommand(), newProbeCommand())
+	root.AddCommand(newTSNECommand())
+	root.AddCommand(newOODCommand())
 	root.AddCommand(newEmbedCommand())
 	root.AddCommand(newReconstructCommand())
 	root.AddCommand(newInspectCommand())
