@@ -62,6 +62,28 @@ model:
 	mkdir -p defaultmodel
 	cp $(MODEL_RUN)/model.int8.safetensors defaultmodel/emoji-mini.int8.safetensors
 
+## model-card: measure the default model for docs/MODEL.md on the emoji
+## test split: reconstruction PSNR and masked-token accuracy with a grid of
+## reconstructions, the linear probe of the model and of a randomly
+## initialised one of the same architecture, and the run's loss curves and
+## int8 fidelity report. Needs data/emoji and the run folder of make model.
+MODEL_FILE ?= defaultmodel/emoji-mini.int8.safetensors
+.PHONY: model-card
+model-card:
+	$(GO) build -o bin/m3ae-edge ./cmd/m3ae-edge
+	mkdir -p docs/model
+	bin/m3ae-edge evaluate --model $(MODEL_FILE) \
+		--captions data/emoji/test.jsonl --train-captions data/emoji/train.jsonl \
+		--json docs/model/evaluate.json --grid docs/model/reconstructions.png \
+		> docs/model/evaluate.txt
+	bin/m3ae-edge probe --model $(MODEL_FILE) \
+		--train data/emoji/train.jsonl --test data/emoji/test.jsonl \
+		--json docs/model/probe.json > docs/model/probe.txt
+	bin/m3ae-edge probe --model $(MODEL_FILE) --random-init \
+		--train data/emoji/train.jsonl --test data/emoji/test.jsonl \
+		--json docs/model/probe-random.json > docs/model/probe-random.txt
+	cp $(MODEL_RUN)/loss.png $(MODEL_RUN)/quantize.json docs/model/
+
 ## build-xla: compile everything with GoMLX's XLA backend registered
 ## (needs cgo and a C compiler; compiles only, downloads no plugin)
 .PHONY: build-xla
