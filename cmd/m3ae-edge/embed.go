@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -132,6 +133,8 @@ func readInputFile(flag, path string) ([]byte, error) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("%s %s: file not found: check the path", flag, path)
+	case errors.Is(err, syscall.EISDIR):
+		return nil, fmt.Errorf("%s %s is a folder: give a file inside it", flag, path)
 	case err != nil:
 		return nil, fmt.Errorf("%s %s: %w", flag, path, err)
 	}

@@ -74,8 +74,11 @@ large arrays are read from the file only when they are parameters.`,
 }
 
 func runImport(stdout io.Writer, logger *slog.Logger, opts importOptions) error {
-	if sameFile(opts.checkpointPath, opts.outPath) {
-		return fmt.Errorf("--out %s is the checkpoint: write the model file to another path", opts.outPath)
+	if opts.imageSize <= 0 {
+		return fmt.Errorf("--image-size %d: use a positive multiple of the patch size, such as the official %d", opts.imageSize, export.DefaultM3AEImageSize)
+	}
+	if opts.textLength <= 0 {
+		return fmt.Errorf("--text-length %d: use a positive number of token positions, such as the official %d", opts.textLength, export.DefaultM3AETextLength)
 	}
 	var vocab []string
 	if opts.vocabPath != "" {
@@ -168,6 +171,11 @@ func readVocabFile(path string) ([]string, error) {
 		if token == "" {
 			return nil, fmt.Errorf("--vocab %s: line %d is empty, want one token per line", path, i+1)
 		}
+	}
+	// Apply the tokenizer's checks, which every command applies when it
+	// reads the model file, so import never writes a file they reject.
+	if _, err := core.NewTokenizer(tokens); err != nil {
+		return nil, fmt.Errorf("--vocab %s: %w: give a WordPiece vocabulary with %q at line 1 and %q on some line", path, err, core.PadToken, core.UnkToken)
 	}
 	return tokens, nil
 }

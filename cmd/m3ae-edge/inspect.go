@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"reflect"
@@ -39,6 +40,9 @@ in m3ae-edge.`,
 			path := ""
 			if len(args) == 1 {
 				path = args[0]
+				if path == "" {
+					return errors.New("MODEL is empty: give a model file path, or no argument for the embedded model")
+				}
 			}
 			data, err := readModel("model", path)
 			if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/m3ae-edge/m3ae-edge/core"
 	"github.com/m3ae-edge/m3ae-edge/defaultmodel"
@@ -54,6 +55,11 @@ func modelFileError(flag, path string, err error) error {
 	if path == "" {
 		return fmt.Errorf("%s: %w: rebuild m3ae-edge with a valid defaultmodel/%s (make model writes it)",
 			defaultModelLabel, err, defaultmodel.FileName)
+	}
+	if strings.Contains(err.Error(), "header length ") {
+		// A safetensors file starts with the length of its JSON header, so
+		// an absurd or truncated length means another kind of file.
+		return fmt.Errorf("%s %s: %w, so it is not a safetensors model file: give a model file written by m3ae-edge export, import or quantize", flag, path, err)
 	}
 	return fmt.Errorf("%s %s: %w: give a model file written by m3ae-edge export or quantize", flag, path, err)
 }

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
-	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -67,6 +67,14 @@ of it as JSON.`,
 			if opts.limit < 0 {
 				return fmt.Errorf("--limit %d: use 0 for every example or a positive count", opts.limit)
 			}
+			for _, ratio := range []struct {
+				flag  string
+				value float64
+			}{{"--image-mask-ratio", opts.fidelity.ImageMaskRatio}, {"--text-mask-ratio", opts.fidelity.TextMaskRatio}} {
+				if math.IsNaN(ratio.value) || ratio.value < 0 || ratio.value > 1 {
+					return fmt.Errorf("%s %g is out of range: use a fraction from 0 to 1", ratio.flag, ratio.value)
+				}
+			}
 			return runQuantize(cmd.OutOrStdout(), logger, opts)
 		},
 	}
@@ -87,8 +95,14 @@ of it as JSON.`,
 }
 
 func runQuantize(stdout io.Writer, logger *slog.Logger, opts quantizeOptions) error {
-	if sameFile(opts.inPath, opts.outPath) {
-		return fmt.Errorf("--out %s is the --in file: write the int8 model to another path so the float32 model is kept", opts.outPath)
+	// Read the examples first, so a bad --captions fails before any file
+	// is written.
+	var examples []quantize.Example
+	if opts.captionsPath != "" {
+		var err error
+		if examples, err = quantize.ReadExamples(opts.captionsPath, opts.limit); err != nil {
+			return err
+		}
 	}
 
 	// Read the float32 file and quantize it.
@@ -117,7 +131,7 @@ func runQuantize(stdout io.Writer, logger *slog.Logger, opts quantizeOptions) er
 
 	var fidelity *quantize.FidelityReport
 	if opts.captionsPath != "" {
-		if fidelity, err = measureFidelity(logger, float32File, opts); err != nil {
+		if fidelity, err = measureFidelity(logger, float32File, examples, opts); err != nil {
 			return err
 		}
 	}
@@ -142,12 +156,8 @@ func runQuantize(stdout io.Writer, logger *slog.Logger, opts quantizeOptions) er
 }
 
 // measureFidelity compares the float32 model with the int8 file at
-// opts.outPath on the examples of opts.captionsPath.
-func measureFidelity(logger *slog.Logger, float32File *core.ModelFile, opts quantizeOptions) (*quantize.FidelityReport, error) {
-	examples, err := quantize.ReadExamples(opts.captionsPath, opts.limit)
-	if err != nil {
-		return nil, err
-	}
+// opts.outPath on examples, read from opts.captionsPath.
+func measureFidelity(logger *slog.Logger, float32File *core.ModelFile, examples []quantize.Example, opts quantizeOptions) (*quantize.FidelityReport, error) {
 	float32Pipeline, err := core.NewPipeline(float32File)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", opts.inPath, err)
@@ -209,49 +219,4 @@ func writeReportJSON(w io.Writer, r *quantize.Report) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
-}
-
-// writeFileAtomic writes a temporary file beside path with write and
-// renames it to path, so an interrupted run leaves no partial file there.
-// It returns the file's size in bytes.
-func writeFileAtomic(path string, write func(io.Writer) error) (int64, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), ".quantize-*")
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = os.Remove(f.Name()) }() // fails harmlessly once renamed
-	// CreateTemp makes the file private; model files and reports are for
-	// sharing.
-	err = f.Chmod(0o644)
-	if err == nil {
-		err = write(f)
-	}
-	if syncErr := f.Sync(); err == nil {
-		err = syncErr
-	}
-	if closeErr := f.Close(); err == nil {
-		err = closeErr
-	}
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", path, err)
-	}
-	info, err := os.Stat(f.Name())
-	if err != nil {
-		return 0, err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return 0, err
-	}
-	return info.Size(), nil
-}
-
-// sameFile reports whether two paths name one file, so quantize never
-// overwrites its own input.
-func sameFile(a, b string) bool {
-	if filepath.Clean(a) == filepath.Clean(b) {
-		return true
-	}
-	infoA, errA := os.Stat(a)
-	infoB, errB := os.Stat(b)
-	return errA == nil && errB == nil && os.SameFile(infoA, infoB)
 }

@@ -149,8 +149,8 @@ func TestQuantizeCommandRejects(t *testing.T) {
 		{"negative limit", []string{"--in", in, "--out", out, "--limit", "-1"}, "--limit -1"},
 		{"absent captions", []string{"--in", in, "--out", out, "--captions", filepath.Join(dir, "absent.jsonl")}, "read examples"},
 		{"targets required", []string{"--in", in, "--out", out, "--require-targets"}, "--require-targets: 0 of 9 targets met, 1 missed (file size ratio), 8 not measured"},
-		{"output is input", []string{"--in", in, "--out", in}, "is the --in file"},
-		{"output is input by another path", []string{"--in", in, "--out", filepath.Join(dir, ".", filepath.Base(in))}, "is the --in file"},
+		{"output is input", []string{"--in", in, "--out", in}, "is also --in, an input"},
+		{"output is input by another path", []string{"--in", in, "--out", filepath.Join(dir, ".", filepath.Base(in))}, "is also --in, an input"},
 	}
 	for _, tt := range tests {
 		_, _, err := execute(t, append([]string{"quantize"}, tt.args...)...)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -222,11 +223,11 @@ func printReconstruction(w io.Writer, result *core.PipelineReconstruction) error
 	if text == nil {
 		return nil
 	}
-	fmt.Fprintf(w, "tokens: %s\n", markedCaption(text, false))
+	fmt.Fprintf(w, "tokens: %s\n", quotedCaption(text))
 	for _, prediction := range text.Predictions {
 		candidates := make([]string, len(prediction.Candidates))
 		for i, c := range prediction.Candidates {
-			candidates[i] = fmt.Sprintf("%s %.3g", c.Token, c.Prob)
+			candidates[i] = fmt.Sprintf("%q %.3g", c.Token, c.Prob)
 		}
 		fmt.Fprintf(w, "position %d, hidden %q: %s\n", prediction.Position, prediction.Original, strings.Join(candidates, ", "))
 	}
@@ -250,6 +251,20 @@ func markedCaption(text *core.TextReconstruction, predicted bool) string {
 		}
 		next++
 		words[i] = "[" + token + "]"
+	}
+	return strings.Join(words, " ")
+}
+
+// quotedCaption joins the caption's tokens, each quoted as a Go string
+// literal, with the hidden ones in brackets. Quoting keeps tokens that
+// contain brackets, spaces or colons apart from the markup.
+func quotedCaption(text *core.TextReconstruction) string {
+	words := make([]string, len(text.Tokens))
+	for i, token := range text.Tokens {
+		words[i] = strconv.Quote(token)
+		if text.Hidden[i] {
+			words[i] = "[" + words[i] + "]"
+		}
 	}
 	return strings.Join(words, " ")
 }

@@ -123,7 +123,7 @@ func TestReconstructCommandTextOnly(t *testing.T) {
 	if err != nil {
 		t.Fatalf("m3ae-edge reconstruct (text only): %v\nstderr:\n%s", err, stderr)
 	}
-	if want := "tokens: a smiling cat\n0 of 3 tokens hidden\n"; stdout != want {
+	if want := "tokens: \"a\" \"smiling\" \"cat\"\n0 of 3 tokens hidden\n"; stdout != want {
 		t.Errorf("m3ae-edge reconstruct (text only, ratio 0) output = %q, want %q", stdout, want)
 	}
 
@@ -188,7 +188,7 @@ func TestReconstructCommandRejects(t *testing.T) {
 		{"NaN ratio", []string{"--model", model, "--text", "cat", "--text-mask-ratio", "NaN"}, "--text-mask-ratio NaN is out of range"},
 		{"zero top-k", []string{"--model", model, "--text", "cat", "--top-k", "0"}, "--top-k 0 is out of range: use a count from 1 to 100"},
 		{"top-k above 100", []string{"--model", model, "--text", "cat", "--top-k", "101"}, "--top-k 101 is out of range"},
-		{"--out in absent folder", []string{"--model", model, "--image", img, "--out", filepath.Join(absent, "grid.png")}, "write --out grid"},
+		{"--out in absent folder", []string{"--model", model, "--image", img, "--out", filepath.Join(absent, "grid.png")}, "absent not found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -106,7 +106,7 @@ func TestTSNECommandRejects(t *testing.T) {
 		{"pooling", []string{"--pooling", "max"}, `--pooling "max"`},
 		{"limit", []string{"--limit", "-1"}, "--limit -1"},
 		{"size", []string{"--width", "0"}, "--width 0"},
-		{"same file", []string{"--csv", out}, "name one file"},
+		{"same file", []string{"--csv", out}, "is also --out"},
 		{"no labels", []string{"--label-field", "colour"}, `has no labelled examples: give a file whose "colour" field`},
 		{"no captions", []string{"--data", filepath.Join(dir, "images"), "--input", "text", "--perplexity", "1"}, "has no caption"},
 	}
