@@ -57,3 +57,18 @@ func fillSinCos(dst []float32, pos int) {
 		dst[half+i] = float32(detCos(angle))
 	}
 }
+
+// TextPositionEmbedding returns the [positions, width] table of 1-D sin-cos
+// position embeddings that the encoder (width EmbedDim) and the decoder
+// (width DecoderEmbedDim) add to text tokens, with the bits every target
+// computes. width must be even.
+func TextPositionEmbedding(positions, width int) []float32 {
+	return sinCos1D(positions, width)
+}
+
+// ImagePositionEmbedding returns the [grid*grid, width] table of 2-D sin-cos
+// position embeddings added to the patches of a grid x grid layout, with
+// the bits every target computes. width must be a multiple of 4.
+func ImagePositionEmbedding(grid, width int) []float32 {
+	return sinCos2D(grid, width)
+}

@@ -215,7 +215,7 @@ func (b *builder) imageTokens(patches string) string {
 	g, cfg := b.g, b.cfg
 	x := b.dense(patches, "image_embedding")
 	position := b.constFloat32("encoder_image_position_embedding",
-		[]int{cfg.NumPatches(), cfg.EmbedDim}, sinCos2D(cfg.GridSize(), cfg.EmbedDim))
+		[]int{cfg.NumPatches(), cfg.EmbedDim}, core.ImagePositionEmbedding(cfg.GridSize(), cfg.EmbedDim))
 	x = g.op("Add", x, position)
 	return g.op("Add", x, b.param("encoder_image_type_embedding"))
 }
@@ -227,7 +227,7 @@ func (b *builder) textTokens(tokens string) string {
 	g, cfg := b.g, b.cfg
 	x := g.opWith("Gather", []string{b.param("text_embedding.embedding"), tokens}, intAttribute("axis", 0))
 	position := b.constFloat32("encoder_text_position_embedding",
-		[]int{cfg.TextLength, cfg.EmbedDim}, sinCos1D(cfg.TextLength, cfg.EmbedDim))
+		[]int{cfg.TextLength, cfg.EmbedDim}, core.TextPositionEmbedding(cfg.TextLength, cfg.EmbedDim))
 	x = g.op("Add", x, position)
 	return g.op("Add", x, b.param("encoder_text_type_embedding"))
 }

@@ -1,6 +1,10 @@
 package onnx
 
-import "math"
+import (
+	"math"
+
+	"github.com/m3ae-edge/m3ae-edge/core"
+)
 
 // Symbolic dimension names of the graphs' inputs and outputs.
 const (
@@ -131,7 +135,7 @@ func (b *builder) buildReconstruct(spec Spec) {
 		masked := b.broadcastRows(b.param("image_mask_embedding"), cfg.NumPatches(), decoderWidth)
 		x := b.scatterRows(masked, imageKeep, kept, decoderWidth)
 		position := b.constFloat32("decoder_image_position_embedding",
-			[]int{cfg.NumPatches(), decoderWidth}, sinCos2D(cfg.GridSize(), decoderWidth))
+			[]int{cfg.NumPatches(), decoderWidth}, core.ImagePositionEmbedding(cfg.GridSize(), decoderWidth))
 		x = g.op("Add", x, position)
 		slots = append(slots, g.op("Add", x, b.param("decoder_image_type_embedding")))
 	}
@@ -145,7 +149,7 @@ func (b *builder) buildReconstruct(spec Spec) {
 		masked := b.broadcastRows(b.param("text_mask_embedding"), cfg.TextLength, decoderWidth)
 		x := b.scatterRows(masked, textKeep, kept, decoderWidth)
 		position := b.constFloat32("decoder_text_position_embedding",
-			[]int{cfg.TextLength, decoderWidth}, sinCos1D(cfg.TextLength, decoderWidth))
+			[]int{cfg.TextLength, decoderWidth}, core.TextPositionEmbedding(cfg.TextLength, decoderWidth))
 		x = g.op("Add", x, position)
 		slots = append(slots, g.op("Add", x, b.param("decoder_text_type_embedding")))
 		// Every pad position is masked as a key, hidden or not.
