@@ -61,6 +61,7 @@ model, pooling, dim and embedding.`,
 			if err != nil {
 				return err
 			}
+			warnTruncatedCaption(logger, pipeline, opts.text)
 			logger.Debug("embedding", "model", modelLabel(opts.modelPath), "image", opts.imagePath, "pooling", pool)
 			embedding, err := pipeline.Embed(img, opts.text, pool)
 			if err != nil {
@@ -72,7 +73,7 @@ model, pooling, dim and embedding.`,
 	flags := cmd.Flags()
 	flags.StringVar(&opts.modelPath, "model", "", modelFlagUsage)
 	flags.StringVar(&opts.imagePath, "image", "", "image file to embed: PNG or JPEG (default none)")
-	flags.StringVar(&opts.text, "text", "", "caption to embed (default none)")
+	flags.StringVar(&opts.text, "text", "", "caption to embed; the model reads its first text_length WordPiece tokens (16 for the default model) and a warning names how many more were dropped (default none)")
 	flags.StringVar(&opts.pooling, "pooling", "cls", "pooling of the encoder outputs: cls (the CLS output) or mean (the mean of the image patch and caption token outputs)")
 	flags.BoolVar(&opts.json, "json", false, "print one JSON object in place of the plain output")
 	markFileFlags(cmd, map[string][]string{"model": modelExtensions, "image": imageExtensions})

@@ -168,3 +168,22 @@ func TestEmbedCommandRejects(t *testing.T) {
 		})
 	}
 }
+
+func TestEmbedWarnsTruncatedCaption(t *testing.T) {
+	long := "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen"
+	_, stderr, err := execute(t, "embed", "--text", long)
+	if err != nil {
+		t.Fatalf("m3ae-edge embed: %v\nstderr:\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "dropped=2") {
+		t.Errorf("stderr lacks a warning with dropped=2 for an 18-token caption:\n%s", stderr)
+	}
+
+	_, stderr, err = execute(t, "embed", "--text", "grinning face")
+	if err != nil {
+		t.Fatalf("m3ae-edge embed: %v\nstderr:\n%s", err, stderr)
+	}
+	if strings.Contains(stderr, "dropped") {
+		t.Errorf("stderr warns about a 2-token caption:\n%s", stderr)
+	}
+}

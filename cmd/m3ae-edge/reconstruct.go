@@ -74,7 +74,7 @@ one JSON object.`,
 	flags := cmd.Flags()
 	flags.StringVar(&opts.modelPath, "model", "", modelFlagUsage)
 	flags.StringVar(&opts.imagePath, "image", "", "image file to reconstruct: PNG or JPEG (default none)")
-	flags.StringVar(&opts.text, "text", "", "caption to reconstruct (default none)")
+	flags.StringVar(&opts.text, "text", "", "caption to reconstruct; the model reads its first text_length WordPiece tokens (16 for the default model) and a warning names how many more were dropped (default none)")
 	flags.StringVar(&opts.outPath, "out", "", "PNG file to write the image grid to (required with --image; default none)")
 	flags.Float64Var(&opts.imageMaskRatio, "image-mask-ratio", opts.imageMaskRatio, "fraction of image patches hidden, 0 to 1")
 	flags.Float64Var(&opts.textMaskRatio, "text-mask-ratio", opts.textMaskRatio, "fraction of text positions hidden, pads included, 0 to 1")
@@ -116,6 +116,7 @@ func runReconstruct(stdout io.Writer, logger *slog.Logger, opts reconstructOptio
 	if err != nil {
 		return err
 	}
+	warnTruncatedCaption(logger, pipeline, opts.text)
 	result, err := pipeline.Reconstruct(img, opts.text, core.ReconstructOptions{
 		ImageMaskRatio: opts.imageMaskRatio,
 		TextMaskRatio:  opts.textMaskRatio,
@@ -369,4 +370,16 @@ func wrapWords(text string, columns int) []string {
 		lines = append(lines, line)
 	}
 	return lines
+}
+
+// warnTruncatedCaption logs a warning when text has more WordPiece tokens
+// than the model's text length, because the model reads only the first
+// ones and the rest would vanish without notice.
+func warnTruncatedCaption(logger *slog.Logger, pipeline *core.Pipeline, text string) {
+	tokens := len(pipeline.Tokenizer().EncodeNoPad(text))
+	limit := pipeline.Config().TextLength
+	if tokens > limit {
+		logger.Warn("caption longer than the model reads: the last tokens are dropped",
+			"tokens", tokens, "kept", limit, "dropped", tokens-limit)
+	}
 }
