@@ -64,8 +64,8 @@ model:
 
 ## model-card: measure the default model for docs/MODEL.md on the emoji
 ## test split: reconstruction PSNR and masked-token accuracy with a grid of
-## reconstructions, the linear probe of the model and of a randomly
-## initialised one of the same architecture, and the run's loss curves and
+## reconstructions, the linear probe (CLS and mean pooling) of the model and
+## of a randomly initialised one of the same architecture, and the run's loss curves and
 ## int8 fidelity report. Needs data/emoji and the run folder of make model.
 MODEL_FILE ?= defaultmodel/emoji-mini.int8.safetensors
 .PHONY: model-card
@@ -82,6 +82,12 @@ model-card:
 	bin/m3ae-edge probe --model $(MODEL_FILE) --random-init \
 		--train data/emoji/train.jsonl --test data/emoji/test.jsonl \
 		--json docs/model/probe-random.json > docs/model/probe-random.txt
+	bin/m3ae-edge probe --model $(MODEL_FILE) --pooling mean \
+		--train data/emoji/train.jsonl --test data/emoji/test.jsonl \
+		--json docs/model/probe-mean.json > docs/model/probe-mean.txt
+	bin/m3ae-edge probe --model $(MODEL_FILE) --random-init --pooling mean \
+		--train data/emoji/train.jsonl --test data/emoji/test.jsonl \
+		--json docs/model/probe-random-mean.json > docs/model/probe-random-mean.txt
 	cp $(MODEL_RUN)/loss.png $(MODEL_RUN)/quantize.json docs/model/
 
 ## build-xla: compile everything with GoMLX's XLA backend registered
