@@ -425,8 +425,9 @@ func checkFailedDownload(ctx context.Context, t *testing.T, stopped *serveProces
 	}
 }
 
-// checkUploads uploads a GIF, a PNG too large to decode and a JPEG photo,
-// and checks the page's error messages and the photo's reconstruction.
+// checkUploads uploads a GIF, an empty file, a PNG too large to decode, a
+// JPEG photo and a truncated PNG, and checks the page's error messages, the
+// photo's reconstruction and that the truncated PNG's error hides it.
 func checkUploads(ctx context.Context, t *testing.T) {
 	t.Helper()
 	dir := t.TempDir()
@@ -442,10 +443,15 @@ func checkUploads(ctx context.Context, t *testing.T) {
 	if err := os.WriteFile(huge, header, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	empty := filepath.Join(dir, "empty.png")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		file, want string
 	}{
 		{gif, "anim.gif is a GIF file: the demo reads PNG and JPEG only."},
+		{empty, "empty.png is empty (0 bytes)."},
 		{huge, "huge.png is 10000 × 5000 pixels (50.0 megapixels); the demo takes images up to 40 megapixels."},
 	} {
 		err := chromedp.Do(ctx,
@@ -482,6 +488,27 @@ func checkUploads(ctx context.Context, t *testing.T) {
 		t.Fatalf("read the reconstruction of %s: %v", photo, err)
 	}
 	checkPageResult(t, "uploaded photo", result)
+
+	// A PNG cut after its header passes the page's checks and fails to
+	// decode in the worker; the photo's results must not stay under the
+	// error.
+	emoji, err := os.ReadFile(filepath.Join("..", "..", "testdata", "images", "emoji64.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncated := filepath.Join(dir, "truncated.png")
+	if err := os.WriteFile(truncated, emoji[:60], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.SetUploadFiles(chromedp.CSS("#file-input"), []string{truncated}),
+		chromedp.WaitVisible(chromedp.CSS("#output-error")),
+		chromedp.WaitNotVisible(chromedp.CSS("#output-images")),
+		chromedp.WaitNotVisible(chromedp.CSS("#neighbours-output")),
+	)
+	if err != nil {
+		t.Fatalf("upload %s: %v", truncated, err)
+	}
 }
 
 // checkPhoneWidth narrows the viewport to a phone's 390 CSS pixels and

@@ -303,6 +303,12 @@ async function handleFile(file) {
   if (!file) {
     return;
   }
+  // A rejected upload replaces whatever the output area said before.
+  outputError(null);
+  if (file.size === 0) {
+    inputError(`${file.name} is empty (0 bytes). Pick a PNG or JPEG image.`);
+    return;
+  }
   if (file.size > MAX_UPLOAD_BYTES) {
     inputError(`${file.name} is ${formatMB(file.size)}; the demo takes files up to ${formatMB(MAX_UPLOAD_BYTES)}. Pick a smaller image.`);
     return;
@@ -393,6 +399,15 @@ function outputError(text) {
   error.hidden = !text;
 }
 
+// clearOutput hides the last reconstruction and its neighbours, so that a
+// failed input never leaves another image's results under its error.
+function clearOutput() {
+  for (const id of ["output-images", "text-output", "neighbours-output"]) {
+    $(id).hidden = true;
+  }
+  $("output-timing").textContent = "";
+}
+
 async function reconstruct() {
   if (!state.modelReady) {
     return;
@@ -424,6 +439,7 @@ async function reconstruct() {
     reply = await request("reconstruct", options, { key: "reconstruct" });
   } catch (err) {
     const subject = current === null ? "the caption" : current.name;
+    clearOutput();
     outputError(`The model could not reconstruct ${subject}: ${err.message}`);
     return;
   }
