@@ -47,11 +47,11 @@ const BertVocabSize = 30522
 
 // presets holds the named architectures. small, base and large are the
 // official M3AE sizes. micro, mini and tiny are ours, narrow enough to train
-// on a CPU: micro keeps unit tests fast; mini (encoder D128x6 over 81
-// positions, decoder D96x2) is the default model's size, whose int8 file
-// stays under 10 MB because the two 30522-row vocabulary tables, 224 floats
-// per token, hold most of its 8.3 M parameters; tiny (encoder D192x6,
-// decoder D128x2, 13 M parameters) is the next size up.
+// on a CPU. micro keeps unit tests fast. mini (encoder D128x6 over 81
+// positions, decoder D96x2) is the default model's size. Its int8 file stays
+// under 10 MB, and the two 30522-row vocabulary tables, 224 floats per
+// token, contain most of its 8.3 M parameters. tiny (encoder D192x6, decoder
+// D128x2, 13 M parameters) is the next size up.
 var presets = map[string]Config{
 	"micro": {
 		ImageSize: 16, PatchSize: 4, TextLength: 16, VocabSize: BertVocabSize,

@@ -36,7 +36,8 @@ var static embed.FS
 func Files() fs.FS {
 	sub, err := fs.Sub(static, "static")
 	if err != nil {
-		// fs.Sub fails only for an invalid directory name.
+		// fs.Sub fails only for an invalid directory name, and "static"
+		// is a constant valid one.
 		panic(err)
 	}
 	return sub

@@ -55,10 +55,12 @@ func checkFlagValues(cmd *cobra.Command, args []string) error {
 	if empty != nil {
 		return empty
 	}
+
 	paths, ok := pathFlags[cmd.Name()]
 	if !ok {
 		return nil
 	}
+
 	type namedPath struct{ name, path string }
 	var inputs, outputs []namedPath
 	for _, name := range paths.inputs {
@@ -74,6 +76,7 @@ func checkFlagValues(cmd *cobra.Command, args []string) error {
 			outputs = append(outputs, namedPath{"--" + name, value})
 		}
 	}
+
 	for i, out := range outputs {
 		for _, in := range inputs {
 			if sameFile(out.path, in.path) {
@@ -171,11 +174,11 @@ func removeTempFiles() {
 	})
 }
 
-// outputMode returns how writeFileAtomic writes to an existing file of mode:
-// regular files are replaced by renaming a temporary file onto them,
-// FIFOs and character devices such as /dev/null and a terminal are written
-// directly, and anything else is rejected, because renaming onto it would
-// replace it.
+// outputMode returns how writeFileAtomic writes to an existing file of
+// mode. A regular file is replaced by renaming a temporary file onto it.
+// FIFOs and character devices, such as /dev/null and a terminal, are
+// written directly. Anything else is rejected, because renaming onto it
+// would replace it.
 func outputMode(mode fs.FileMode) (direct bool, err error) {
 	switch {
 	case mode.IsRegular():

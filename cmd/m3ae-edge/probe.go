@@ -135,7 +135,7 @@ func runProbe(cmd *cobra.Command, logger *slog.Logger, opts probeOptions) error 
 	train.examples, out.TrainUnlabelled = evaluate.Labelled(train.examples)
 	test.examples, out.TestUnlabelled = evaluate.Labelled(test.examples)
 	if len(train.examples) == 0 || len(test.examples) == 0 {
-		return fmt.Errorf("--train %s has %d and --test %s has %d labelled examples: give files whose %q field holds each class, such as a dataset that m3ae-edge data emoji wrote",
+		return fmt.Errorf("--train %s has %d and --test %s has %d labelled examples: give files whose %q field contains each class, such as a dataset that m3ae-edge data emoji wrote",
 			opts.trainPath, len(train.examples), opts.testPath, len(test.examples), opts.labelField)
 	}
 	if out.TrainUnlabelled+out.TestUnlabelled > 0 {

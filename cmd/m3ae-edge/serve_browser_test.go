@@ -171,6 +171,9 @@ func (p *serveProcess) requests(prefix string) []string {
 
 // startChromium starts headless Chromium with a fresh profile and returns
 // a tab context.
+//
+// NOTE: the flags repeat StartBrowser's in wasm/internal/harness, which
+// this package cannot import because the harness is internal to wasm/.
 func startChromium(ctx context.Context, t *testing.T) context.Context {
 	t.Helper()
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
@@ -490,7 +493,7 @@ func checkUploads(ctx context.Context, t *testing.T) {
 	checkPageResult(t, "uploaded photo", result)
 
 	// A PNG cut after its header passes the page's checks and fails to
-	// decode in the worker; the photo's results must not stay under the
+	// decode in the worker. The photo's results must not stay under the
 	// error.
 	emoji, err := os.ReadFile(filepath.Join("..", "..", "testdata", "images", "emoji64.png"))
 	if err != nil {

@@ -303,7 +303,7 @@ async function handleFile(file) {
   if (!file) {
     return;
   }
-  // A rejected upload replaces whatever the output area said before.
+  // A rejected upload clears the error that the output area showed before.
   outputError(null);
   if (file.size === 0) {
     inputError(`${file.name} is empty (0 bytes). Pick a PNG or JPEG image.`);
