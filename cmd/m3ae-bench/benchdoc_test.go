@@ -1,4 +1,4 @@
-package benchdoc
+package main
 
 import (
 	"os"

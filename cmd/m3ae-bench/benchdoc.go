@@ -1,7 +1,7 @@
-// Package benchdoc rewrites one generated section of a Markdown file, such
-// as docs/BENCHMARKS.md, and leaves the rest of the file as it is. Each
-// benchmark program owns the sections it writes, so `make bench` can run
-// them one after another and the hand-written reading around the tables
+// This file rewrites one generated section of a Markdown file, such as
+// docs/BENCHMARKS.md, and leaves the rest of the file as it is. Each
+// benchmark group owns the section it writes, so `make bench` can run the
+// groups one after another and the hand-written reading around the tables
 // stays put.
 //
 // A section is the text between two HTML comments, which Markdown
@@ -10,7 +10,8 @@
 //	<!-- begin generated: NAME -->
 //	...
 //	<!-- end generated: NAME -->
-package benchdoc
+
+package main
 
 import (
 	"bytes"
