@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -35,8 +36,28 @@ type group struct {
 	run func(ctx context.Context, env *benchEnv) (string, error)
 }
 
-// groups lists every group in the order `make bench` runs them.
-var groups = []group{}
+// groups lists every group in the order `make bench` runs them. Each
+// group's file adds itself with register.
+var groups []group
+
+// groupOrder fixes the run order, which is also the order of the sections
+// in docs/BENCHMARKS.md: inference peers first, then training, kernels and
+// memory. register rejects a name missing from it.
+var groupOrder = []string{"onnx-node", "browser", "wasm", "train", "kernels", "memory"}
+
+// register adds g to groups at its place in groupOrder. Call it from an
+// init function in the group's file.
+func register(g group) {
+	rank := slices.Index(groupOrder, g.name)
+	if rank < 0 {
+		panic("m3ae-bench: group " + g.name + " is missing from groupOrder")
+	}
+	at := 0
+	for at < len(groups) && slices.Index(groupOrder, groups[at].name) < rank {
+		at++
+	}
+	groups = slices.Insert(groups, at, g)
+}
 
 // benchEnv is what every group gets: the parsed flags and a logger for
 // progress on stderr.
