@@ -24,6 +24,9 @@ type GaussianModel struct {
 	// Ridge is the ridge of the fit: ridge times the mean variance was
 	// added to the covariance's diagonal.
 	Ridge float64
+	// Shrinkage is the weight δ of the Ledoit-Wolf fit, which replaced the
+	// covariance S by (1 − δ)·S + δ·tr(S)/D·I. It is 0 for FitGaussians.
+	Shrinkage float64
 	// cholesky is the lower-triangular L of the covariance Σ = L Lᵀ, Dim x
 	// Dim row by row.
 	cholesky []float64
@@ -44,47 +47,83 @@ type GaussianModel struct {
 // gets the variance ridge·tr(Σ)/D. DefaultRidge is a good start. A ridge
 // of 0 is accepted when Σ is invertible.
 func FitGaussians(features [][]float32, labels []string, ridge float64) (*GaussianModel, error) {
-	if len(features) != len(labels) {
-		return nil, fmt.Errorf("fit Gaussians: %d embeddings for %d labels: give one label per embedding", len(features), len(labels))
-	}
-	if len(features) == 0 {
-		return nil, errors.New("fit Gaussians: no embeddings")
-	}
-	if slices.Contains(labels, "") {
-		return nil, errors.New("fit Gaussians: an example has an empty label: leave unlabelled examples out")
-	}
 	if !(ridge >= 0) || math.IsInf(ridge, 0) {
 		return nil, fmt.Errorf("fit Gaussians: ridge %g is invalid: use a finite value of 0 or more, such as %g", ridge, DefaultRidge)
 	}
+	fit, err := fitPooled(features, labels)
+	if err != nil {
+		return nil, fmt.Errorf("fit Gaussians: %w", err)
+	}
+	m, err := fit.model(ridge, 0)
+	if err != nil {
+		return nil, fmt.Errorf("fit Gaussians: the covariance of %d embeddings of length %d is singular (%v): raise the ridge, such as to %g, or give more examples",
+			len(features), fit.dim, err, DefaultRidge)
+	}
+	return m, nil
+}
+
+// pooledFit contains the class means and the maximum-likelihood covariance
+// shared by the classes, before any regularization.
+type pooledFit struct {
+	classes []string
+	counts  []int
+	dim     int
+	// numExamples is the number of features fitted.
+	numExamples int
+	means       [][]float64
+	// covariance is the lower triangle of the covariance S, dim x dim row
+	// by row. The upper triangle is 0.
+	covariance []float64
+	trace      float64
+	// sumFourthPowers is the sum over the examples of |x − μ_label|⁴,
+	// which the Ledoit-Wolf estimate needs.
+	sumFourthPowers float64
+}
+
+// fitPooled checks the features and labels and computes the class means
+// and the pooled covariance.
+func fitPooled(features [][]float32, labels []string) (*pooledFit, error) {
+	if len(features) != len(labels) {
+		return nil, fmt.Errorf("%d embeddings for %d labels: give one label per embedding", len(features), len(labels))
+	}
+	if len(features) == 0 {
+		return nil, errors.New("no embeddings")
+	}
+	if slices.Contains(labels, "") {
+		return nil, errors.New("an example has an empty label: leave unlabelled examples out")
+	}
 	dim := len(features[0])
 	if err := checkEmbeddings(features, dim); err != nil {
-		return nil, fmt.Errorf("fit Gaussians: %w", err)
+		return nil, err
 	}
 
 	classes, ids := indexLabels(labels)
-	m := &GaussianModel{Classes: classes, Counts: make([]int, len(classes)), Dim: dim, Ridge: ridge}
-	means := make([][]float64, len(classes))
-	for k := range means {
-		means[k] = make([]float64, dim)
+	f := &pooledFit{classes: classes, counts: make([]int, len(classes)), dim: dim, numExamples: len(features)}
+	f.means = make([][]float64, len(classes))
+	for k := range f.means {
+		f.means[k] = make([]float64, dim)
 	}
 	for i, x := range features {
-		m.Counts[ids[i]]++
+		f.counts[ids[i]]++
 		for d, v := range x {
-			means[ids[i]][d] += float64(v)
+			f.means[ids[i]][d] += float64(v)
 		}
 	}
-	for k, mean := range means {
+	for k, mean := range f.means {
 		for d := range mean {
-			mean[d] /= float64(m.Counts[k])
+			mean[d] /= float64(f.counts[k])
 		}
 	}
 
 	covariance := make([]float64, dim*dim)
 	centered := make([]float64, dim)
 	for i, x := range features {
+		var squaredNorm float64
 		for d, v := range x {
-			centered[d] = float64(v) - means[ids[i]][d]
+			centered[d] = float64(v) - f.means[ids[i]][d]
+			squaredNorm += centered[d] * centered[d]
 		}
+		f.sumFourthPowers += squaredNorm * squaredNorm
 		// Only the lower triangle is summed, because Cholesky reads only that.
 		for r := range dim {
 			row := covariance[r*dim : r*dim+r+1]
@@ -93,27 +132,52 @@ func FitGaussians(features [][]float32, labels []string, ridge float64) (*Gaussi
 			}
 		}
 	}
-	var trace float64
 	for r := range dim {
 		for c := 0; c <= r; c++ {
 			covariance[r*dim+c] /= float64(len(features))
 		}
-		trace += covariance[r*dim+r]
+		f.trace += covariance[r*dim+r]
 	}
-	if trace == 0 {
-		return nil, fmt.Errorf("fit Gaussians: the %d embeddings do not vary within their classes, so the covariance is 0: give several different examples per class", len(features))
+	if f.trace == 0 {
+		return nil, fmt.Errorf("the %d embeddings do not vary within their classes, so the covariance is 0: give several different examples per class", len(features))
 	}
-	shift := ridge * trace / float64(dim)
+	f.covariance = covariance
+	return f, nil
+}
+
+// model returns the GaussianModel whose covariance is
+// (1 − shrinkage)·S + (shrinkage + ridge)·tr(S)/D·I. It fails when that
+// matrix is singular to working precision. The fit's covariance buffer
+// becomes the model's Cholesky factor, so model may be called once.
+func (f *pooledFit) model(ridge, shrinkage float64) (*GaussianModel, error) {
+	dim := f.dim
+	covariance := f.covariance
+	meanVariance := f.trace / float64(dim)
+	if shrinkage != 0 {
+		for r := range dim {
+			for c := 0; c <= r; c++ {
+				covariance[r*dim+c] *= 1 - shrinkage
+			}
+		}
+	}
+	shift := (shrinkage + ridge) * f.trace / float64(dim)
 	for r := range dim {
 		covariance[r*dim+r] += shift
 	}
-	if err := choleskyInPlace(covariance, dim, 1e-12*trace/float64(dim)); err != nil {
-		return nil, fmt.Errorf("fit Gaussians: the covariance of %d embeddings of length %d is singular (%v): raise the ridge, such as to %g, or give more examples",
-			len(features), dim, err, DefaultRidge)
+	if err := choleskyInPlace(covariance, dim, 1e-12*meanVariance); err != nil {
+		return nil, err
 	}
-	m.cholesky = covariance
-	m.whitenedMeans = make([][]float64, len(classes))
-	for k, mean := range means {
+
+	m := &GaussianModel{
+		Classes:   f.classes,
+		Counts:    f.counts,
+		Dim:       dim,
+		Ridge:     ridge,
+		Shrinkage: shrinkage,
+		cholesky:  covariance,
+	}
+	m.whitenedMeans = make([][]float64, len(f.classes))
+	for k, mean := range f.means {
 		m.whitenedMeans[k] = make([]float64, dim)
 		forwardSubstitute(m.whitenedMeans[k], m.cholesky, mean)
 	}

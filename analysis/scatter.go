@@ -1,3 +1,8 @@
+// ScatterPlotPNG is left out of js/wasm builds, so the browser module can
+// import the package without gonum's plot packages and their fonts.
+
+//go:build !js
+
 package analysis
 
 import (

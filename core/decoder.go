@@ -64,7 +64,7 @@ func (m *Model) decode(in Inputs, imageHidden, textHidden []bool, encoded []floa
 	} // s.x rows textStart..: [Nt, Dd]
 
 	// Transformer blocks and the final LayerNorm over [1+Np+Nt, Dd].
-	m.runTransformer(&w.decoder, row)
+	m.runTransformer(&w.decoder, row, nil)
 
 	// Heads: pixels for every image slot, token logits for every text slot.
 	if in.hasImage() {

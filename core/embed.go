@@ -34,6 +34,12 @@ func (p Pooling) String() string {
 // be absent, runs through the encoder and its final LayerNorm. pool then
 // picks the CLS output or the mean of the token outputs.
 func (m *Model) Embed(in Inputs, pool Pooling) ([]float32, error) {
+	return m.embed(in, pool, nil)
+}
+
+// embed runs Embed and, when weights is not nil, stores the encoder's
+// attention probabilities in it, as encode describes.
+func (m *Model) embed(in Inputs, pool Pooling, weights []float32) ([]float32, error) {
 	if pool != PoolCLS && pool != PoolMean {
 		return nil, fmt.Errorf("embed: %w: pooling %d is unknown: use PoolCLS or PoolMean", ErrInvalidInput, int(pool))
 	}
@@ -44,7 +50,7 @@ func (m *Model) Embed(in Inputs, pool Pooling) ([]float32, error) {
 		return nil, fmt.Errorf("embed: %w: mean pooling needs an image patch or a non-pad text token, but the text contains only pad ids", ErrInvalidInput)
 	}
 
-	numTokens := m.encode(in, nil, nil)
+	numTokens := m.encode(in, nil, nil, weights)
 	width := m.cfg.EmbedDim
 	out := make([]float32, width)
 	if pool == PoolCLS {

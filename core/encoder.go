@@ -3,6 +3,8 @@ package core
 // encode runs the encoder over CLS and the visible tokens of in, and
 // leaves its output, after the final LayerNorm, in m.s.x[:K*D] with
 // m.s.keyPad[:K] marking the rows that hold text pads. It returns K.
+// weights, when not nil, receives the attention probabilities of every
+// block, as runTransformer describes, and must hold Depth*H*K*K values.
 //
 // A nil mask hides nothing. The rows are CLS, then the visible image
 // patches in ascending position order, then the visible text positions in
@@ -10,7 +12,7 @@ package core
 // Both orders give the same outputs up to float rounding, because attention
 // does not depend on the order of its keys, and ascending order keeps the
 // result reproducible.
-func (m *Model) encode(in Inputs, imageHidden, textHidden []bool) int {
+func (m *Model) encode(in Inputs, imageHidden, textHidden []bool, weights []float32) int {
 	cfg, w, s := m.cfg, &m.w, &m.s
 	width := cfg.EmbedDim
 	patchDim := cfg.PatchDim()
@@ -67,14 +69,17 @@ func (m *Model) encode(in Inputs, imageHidden, textHidden []bool) int {
 	}
 
 	// Transformer blocks and the final LayerNorm over [K, D].
-	m.runTransformer(&w.encoder, row)
+	m.runTransformer(&w.encoder, row, weights)
 	return row
 }
 
 // runTransformer applies t's blocks and final LayerNorm to the first n rows
 // of m.s.x, of width t.width, in place. m.s.keyPad[:n] marks the rows that
-// are masked as attention keys.
-func (m *Model) runTransformer(t *transformer, n int) {
+// are masked as attention keys. weights, when not nil, receives the
+// attention probabilities [blocks, H, n, n], element (b, h, i, j) at
+// ((b*H+h)*n+i)*n + j: how much query row i of block b attends to key row j
+// in head h.
+func (m *Model) runTransformer(t *transformer, n int, weights []float32) {
 	s := &m.s
 	width := t.width
 	x := s.x[:n*width]              // [n, width]
@@ -90,7 +95,12 @@ func (m *Model) runTransformer(t *transformer, n int) {
 		// Attention sublayer: x += proj(attention(qkv(LayerNorm_0(x)))).
 		layerNorm(normed, x, b.norm0.scale, b.norm0.bias, n, width)
 		m.linear(qkv, normed, &b.qkv, n, width, 3*width)
-		attention(heads, qkv, s.probs, s.keyPad, n, t.numHeads, headDim)
+		var blockWeights []float32 // [H, n, n]
+		if weights != nil {
+			size := t.numHeads * n * n
+			blockWeights = weights[i*size : (i+1)*size]
+		}
+		attention(heads, qkv, s.probs, s.keyPad, n, t.numHeads, headDim, blockWeights)
 		m.linear(normed, heads, &b.proj, n, width, width)
 		addInPlace(x, normed)
 

@@ -191,23 +191,37 @@ func softmaxInPlace(x []float32) {
 // keyPad[j] true get maskedScore before the softmax. dst[n, width] receives
 // the heads' outputs concatenated, head h at columns h*Dh..(h+1)*Dh-1.
 // probs is scratch of at least n elements.
-func attention(dst, qkv, probs []float32, keyPad []bool, n, numHeads, headDim int) {
+//
+// weights, when not nil, receives every query's probabilities [H, n, n],
+// element (h, i, j) at (h*n+i)*n + j. The softmax then runs in that row in
+// place of probs, so the outputs keep the same bits and nothing is copied.
+// A nil weights costs one comparison per query and head.
+func attention(dst, qkv, probs []float32, keyPad []bool, n, numHeads, headDim int, weights []float32) {
 	width := numHeads * headDim
 	stride := 3 * width
 	scale := float32(1 / math.Sqrt(float64(headDim)))
 	probs = probs[:n]
 	keyPad = keyPad[:n]
+	if weights != nil {
+		_ = weights[numHeads*n*n-1]
+	}
 
 	for h := range numHeads {
 		qOffset := h * headDim
 		kOffset := width + h*headDim
 		vOffset := 2*width + h*headDim
 		for i := range n {
+			row := probs
+			if weights != nil {
+				row = weights[(h*n+i)*n : (h*n+i+1)*n]
+			}
+			row = row[:n]
+
 			// Scores of query i against every key: q·k * Dh^-0.5.
 			q := qkv[i*stride+qOffset : i*stride+qOffset+headDim]
 			for j := range n {
 				if keyPad[j] {
-					probs[j] = maskedScore
+					row[j] = maskedScore
 					continue
 				}
 				k := qkv[j*stride+kOffset : j*stride+kOffset+headDim]
@@ -216,14 +230,14 @@ func attention(dst, qkv, probs []float32, keyPad []bool, n, numHeads, headDim in
 				for d, qd := range q {
 					dot += float32(qd * k[d])
 				}
-				probs[j] = float32(dot * scale)
+				row[j] = float32(dot * scale)
 			}
-			softmaxInPlace(probs)
+			softmaxInPlace(row)
 
 			// Weighted sum of the values, keys in ascending order.
 			out := dst[i*width+qOffset : i*width+qOffset+headDim]
 			clear(out)
-			for j, p := range probs {
+			for j, p := range row {
 				v := qkv[j*stride+vOffset : j*stride+vOffset+headDim]
 				v = v[:len(out)]
 				for d, vd := range v {

@@ -301,7 +301,7 @@ func TestAttentionMatchesFloat64(t *testing.T) {
 	qkv := uniformFloats(rng, n*3*width, 2)
 	keyPad := []bool{false, false, true, false, true, false, false}
 	dst := make([]float32, n*width)
-	attention(dst, qkv, make([]float32, n), keyPad, n, numHeads, headDim)
+	attention(dst, qkv, make([]float32, n), keyPad, n, numHeads, headDim, nil)
 
 	want := attentionFloat64(qkv, keyPad, n, numHeads, headDim)
 	for i := range dst {
@@ -315,7 +315,7 @@ func TestAttentionMatchesFloat64(t *testing.T) {
 		qkv[2*3*width+2*width+d] = 1e6
 	}
 	again := make([]float32, n*width)
-	attention(again, qkv, make([]float32, n), keyPad, n, numHeads, headDim)
+	attention(again, qkv, make([]float32, n), keyPad, n, numHeads, headDim, nil)
 	for i := range dst {
 		if math.Float32bits(again[i]) != math.Float32bits(dst[i]) {
 			t.Fatalf("attention(qkv with a changed pad value)[%d] = %v, want %v", i, again[i], dst[i])

@@ -63,7 +63,7 @@ func (m *Model) Reconstruct(in Inputs, masks Masks) (*Reconstruction, error) {
 	}
 
 	// Encoder over CLS and the visible tokens: [K, D].
-	r.NumEncoded = m.encode(in, r.Masks.Image, r.Masks.Text)
+	r.NumEncoded = m.encode(in, r.Masks.Image, r.Masks.Text, nil)
 	r.Encoded = make([]float32, r.NumEncoded*cfg.EmbedDim)
 	copy(r.Encoded, m.s.x)
 

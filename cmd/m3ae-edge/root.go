@@ -138,6 +138,7 @@ reconstruction and embedding from a pure-Go core.`,
 	root.AddCommand(newEvaluateCommand(), newProbeCommand())
 	root.AddCommand(newTSNECommand())
 	root.AddCommand(newOODCommand())
+	root.AddCommand(newAttentionCommand())
 	root.AddCommand(newEmbedCommand())
 	root.AddCommand(newReconstructCommand())
 	root.AddCommand(newInspectCommand())

@@ -22,6 +22,8 @@
 //	embed(handle, {image?, pixels?, text?, pooling?}) -> Promise<Float32Array>
 //	reconstruct(handle, {image?, pixels?, text?, imageMaskRatio?, textMaskRatio?,
 //	    seed?, topK?, imageMask?, textMask?}) -> Promise<Reconstruction>
+//	attention(handle, {image?, pixels?, text?, pooling?}) -> Promise<Attention>
+//	ood({reference, input?, referenceIndex?}) -> Promise<OODReading>
 //	config(handle) -> Promise<Config>
 //	release(handle) -> boolean
 //
@@ -45,7 +47,39 @@
 //	 predictions: [{position, original, candidates: [{id, token, prob}]}]}
 //
 // with the images null without an image and the text fields empty without
-// text. Masks hold 1 for hidden positions. A Config has the fields
+// text. Masks hold 1 for hidden positions.
+//
+// attention embeds the unmasked input as embed does and resolves to what
+// the encoder's CLS token attends to:
+//
+//	{depth, numHeads, gridSize, tokens: string[], embedding: Float32Array,
+//	 rollout: Map, layers: [{mean: Map, heads: Map[]}]}
+//	Map = {cls: number, patches: Float32Array | null, text: Float32Array | null}
+//
+// A Map is one row of softmax probabilities split by input position. cls
+// is CLS's weight on itself, and patches the weight of each of the
+// gridSize*gridSize patches in row-major order. text is the weight of
+// each caption token in tokens, the caption's WordPiece tokens. Pads get
+// no weight and are left out, so the three parts sum to 1 within float
+// rounding. layers[l].heads[h] is head h of block l, layers[l].mean its
+// mean over the heads, and rollout the attention rollout over every block
+// (Abnar and Zuidema 2020). embedding has the same bits as embed's.
+//
+// ood scores an embedding against reference, an Array of at least 3
+// Float32Array embeddings of one class, with a Gaussian whose covariance
+// is shrunk by Ledoit-Wolf shrinkage (analysis.NewReferenceSet). Give
+// input, an embedding to score, or referenceIndex, the index of a
+// reference embedding to score against a fit of the others. An
+// OODReading is
+//
+//	{score, percentile, shrinkage, referenceScores: number[]}
+//
+// with score the Mahalanobis distance, percentile the percentage of
+// referenceScores below it (ties count one half; the scored reference
+// embedding is left out), shrinkage the Ledoit-Wolf weight of the fit and
+// referenceScores each reference embedding's leave-one-out score.
+//
+// A Config has the fields
 // imageSize, patchSize, textLength, vocabSize, embedDim, depth, numHeads,
 // decoderEmbedDim, decoderDepth, decoderNumHeads and mlpRatio.
 //
@@ -85,6 +119,8 @@ func main() {
 	api.Set("load", promiseFunc(load))
 	api.Set("embed", promiseFunc(embed))
 	api.Set("reconstruct", promiseFunc(reconstruct))
+	api.Set("attention", promiseFunc(attention))
+	api.Set("ood", promiseFunc(ood))
 	api.Set("config", promiseFunc(config))
 	api.Set("release", js.FuncOf(release))
 	js.Global().Set(globalName, api)

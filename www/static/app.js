@@ -23,6 +23,7 @@ const state = {
   modelReady: false,
   renders: 0,
   reconstructTimer: 0,
+  attention: null, // {key, value}: the last attention result and its input
 };
 
 // ---------------------------------------------------------------------
@@ -140,6 +141,7 @@ function modelLoaded(message) {
     `${c.textLength} text positions, encoder width ${c.embedDim} and depth ${c.depth}.`;
   $("text-ratio-hint").textContent =
     `Fraction of the caption's ${c.textLength} positions hidden, padding included, so a short caption may keep all its words.`;
+  fillLayerOptions(c.depth);
   if (state.current === null && state.gallery.length > 0) {
     selectGallery(0);
   } else {
@@ -380,6 +382,8 @@ function bindControls() {
   }
   $("caption").addEventListener("input", () => scheduleReconstruct(RECONSTRUCT_DELAY_MS));
   $("seed").addEventListener("input", () => scheduleReconstruct(RECONSTRUCT_DELAY_MS));
+  $("show-attention").addEventListener("change", updateAttention);
+  $("attention-layer").addEventListener("change", drawAttention);
   $("new-mask").addEventListener("click", () => {
     const word = new Uint32Array(1);
     crypto.getRandomValues(word);
@@ -402,7 +406,7 @@ function outputError(text) {
 // clearOutput hides the last reconstruction and its neighbours, so that a
 // failed input never leaves another image's results under its error.
 function clearOutput() {
-  for (const id of ["output-images", "text-output", "neighbours-output"]) {
+  for (const id of ["output-images", "text-output", "neighbours-output", "ood-output", "attention-summary"]) {
     $(id).hidden = true;
   }
   $("output-timing").textContent = "";
@@ -448,6 +452,7 @@ async function reconstruct() {
   }
   outputError(null);
   renderReconstruction(reply.value, reply.millis, current, seed);
+  updateAttention();
 }
 
 function drawImage(canvasID, image) {
@@ -477,6 +482,7 @@ function renderReconstruction(result, millis, current, seed) {
   }
   $("output-timing").textContent = `Reconstructed in ${Math.round(millis)} ms: ${facts.join(", ")}.`;
   renderText(result);
+  drawAttention();
 
   const output = $("output");
   state.renders++;
@@ -619,6 +625,256 @@ async function showNeighbours() {
   }
   $("neighbours-output").hidden = false;
   $("neighbours-output").dataset.image = current.key;
+  showOOD(current);
+}
+
+// ---------------------------------------------------------------------
+// Attention: what the encoder's CLS token attends to on the unmasked input,
+// drawn as a heat overlay over the original image and as tinted caption
+// tokens.
+
+// Largest opacity of the heat overlay, for the patch with the most weight.
+const OVERLAY_MAX_ALPHA = 0.75;
+
+function fillLayerOptions(depth) {
+  const select = $("attention-layer");
+  const selected = select.value;
+  select.replaceChildren();
+  const rollout = document.createElement("option");
+  rollout.value = "rollout";
+  rollout.textContent = "the rollout over all blocks";
+  select.append(rollout);
+  for (let layer = 0; layer < depth; layer++) {
+    const option = document.createElement("option");
+    option.value = String(layer);
+    option.textContent = `block ${layer + 1} of ${depth} (mean of its heads)`;
+    select.append(option);
+  }
+  select.value = Number(selected) < depth ? selected : "rollout";
+}
+
+// attentionKey names the input that an attention result belongs to: the
+// image and the caption, since the masks do not change it.
+function attentionKey() {
+  const image = state.current ? state.current.key : "";
+  return `${image}\n${$("caption").value}`;
+}
+
+// updateAttention requests the current input's attention from the worker
+// when the switch is on and the last result is for another input.
+async function updateAttention() {
+  const on = $("show-attention").checked;
+  $("attention-hint").hidden = !on;
+  if (!on || !state.modelReady) {
+    drawAttention();
+    return;
+  }
+
+  const key = attentionKey();
+  if (state.attention !== null && state.attention.key === key) {
+    drawAttention();
+    return;
+  }
+  const caption = $("caption").value;
+  const current = state.current;
+  if (current === null && caption.trim() === "") {
+    return;
+  }
+  const options = { text: caption };
+  if (current !== null) {
+    options.image = current.bytes;
+  }
+
+  let reply;
+  try {
+    reply = await request("attention", options, { key: "attention" });
+  } catch (err) {
+    state.attention = null;
+    drawAttention();
+    const summary = $("attention-summary");
+    summary.textContent = `The attention could not be computed: ${err.message}`;
+    summary.hidden = false;
+    return;
+  }
+  if (reply === null) {
+    return; // a newer request replaced this one
+  }
+  state.attention = { key, value: reply.value };
+  drawAttention();
+}
+
+function selectedAttentionMap(value) {
+  const layer = $("attention-layer").value;
+  if (layer === "rollout" || value.layers[Number(layer)] === undefined) {
+    return { map: value.rollout, label: "the rollout over all blocks" };
+  }
+  return { map: value.layers[Number(layer)].mean, label: `block ${Number(layer) + 1}, mean of ${value.numHeads} heads` };
+}
+
+function sum(values) {
+  let total = 0;
+  for (const v of values || []) {
+    total += v;
+  }
+  return total;
+}
+
+function maxOf(values) {
+  let largest = 0;
+  for (const v of values || []) {
+    largest = Math.max(largest, v);
+  }
+  return largest;
+}
+
+// drawAttention shows the last attention result when the switch is on and
+// the result belongs to the current input, and hides it otherwise.
+function drawAttention() {
+  const overlay = $("attention-overlay");
+  const summary = $("attention-summary");
+  const output = $("output");
+  const tokens = Array.from($("tokens").children);
+  const result = state.attention;
+  if (!$("show-attention").checked || result === null || result.key !== attentionKey()) {
+    overlay.hidden = true;
+    $("original-caption").textContent = "original";
+    for (const item of tokens) {
+      item.style.backgroundColor = "";
+      delete item.dataset.attention;
+      item.removeAttribute("title");
+      if (item.classList.contains("hidden")) {
+        item.title = "hidden from the model";
+      }
+    }
+    if (!$("show-attention").checked || result !== null) {
+      summary.hidden = true;
+    }
+    delete output.dataset.attention;
+    return;
+  }
+
+  const value = result.value;
+  const { map, label } = selectedAttentionMap(value);
+  // One colour scale for patches and tokens, so their tints compare.
+  const maxWeight = Math.max(maxOf(map.patches), maxOf(map.text));
+  if (map.patches) {
+    drawOverlay(overlay, map.patches, value.gridSize, maxWeight);
+    overlay.hidden = false;
+    $("original-caption").textContent = "original with attention";
+  } else {
+    overlay.hidden = true;
+  }
+
+  // Tint the caption's tokens when the list shows the same tokens.
+  const sameTokens = map.text !== null && tokens.length === value.tokens.length &&
+    tokens.every((item, i) => item.textContent === value.tokens[i]);
+  tokens.forEach((item, i) => {
+    if (!sameTokens) {
+      return;
+    }
+    const weight = map.text[i];
+    const alpha = maxWeight > 0 ? OVERLAY_MAX_ALPHA * (weight / maxWeight) : 0;
+    item.style.backgroundColor = `rgba(220, 50, 30, ${alpha.toFixed(3)})`;
+    item.dataset.attention = weight.toFixed(6);
+    item.title = `CLS attention ${formatPercent(weight)}` + (item.classList.contains("hidden") ? "; hidden from the model" : "");
+  });
+
+  const parts = [];
+  if (map.patches) {
+    parts.push(`${formatPercent(sum(map.patches))} on the image patches`);
+  }
+  if (map.text) {
+    parts.push(`${formatPercent(sum(map.text))} on the caption tokens`);
+  }
+  parts.push(`${formatPercent(map.cls)} on itself`);
+  summary.textContent = `From ${label}, CLS puts ${parts.join(", ")}.`;
+  summary.hidden = false;
+  output.dataset.attention = result.key;
+}
+
+// drawOverlay paints one pixel per patch, yellow to red, with an opacity
+// that grows with the patch's weight relative to maxWeight, the largest
+// weight on a patch or token. CSS scales the canvas over the original
+// image without smoothing, so each patch shows as a square.
+function drawOverlay(canvas, patches, gridSize, maxWeight) {
+  canvas.width = gridSize;
+  canvas.height = gridSize;
+  const pixels = new Uint8ClampedArray(4 * gridSize * gridSize);
+  for (let n = 0; n < patches.length; n++) {
+    const w = maxWeight > 0 ? patches[n] / maxWeight : 0;
+    pixels[4 * n] = 255;
+    pixels[4 * n + 1] = Math.round(200 * (1 - w)); // yellow to red
+    pixels[4 * n + 2] = 0;
+    pixels[4 * n + 3] = Math.round(255 * OVERLAY_MAX_ALPHA * w);
+  }
+  canvas.getContext("2d").putImageData(new ImageData(pixels, gridSize, gridSize), 0, 0);
+}
+
+// ---------------------------------------------------------------------
+// Out-of-distribution score against the gallery.
+
+// oodWords reads a score in plain words from its percentile among the
+// gallery's leave-one-out scores.
+function oodWords(reading, galleryCount, isGallery) {
+  const others = isGallery ? galleryCount - 1 : galleryCount;
+  const percent = Math.round(reading.percentile);
+  const highest = Math.max(...reading.referenceScores);
+  if (!isGallery && reading.score > highest) {
+    return `further from the gallery than any of its ${galleryCount} emoji is from the others, so the model sees it as unlike the gallery.`;
+  }
+  const rank = `more unusual than ${percent} % of the ${others} ${isGallery ? "other " : ""}gallery emoji`;
+  if (reading.percentile >= 90) {
+    return `${rank}: at the edge of what the gallery covers.`;
+  }
+  if (reading.percentile >= 50) {
+    return `${rank}: within the gallery's range.`;
+  }
+  return `${rank}: typical of the gallery.`;
+}
+
+async function showOOD(current) {
+  const section = $("ood-output");
+  if (current.embedding === null) {
+    section.hidden = true;
+    return;
+  }
+
+  const isGallery = current.galleryIndex >= 0;
+  const options = { reference: state.gallery.map((entry) => entry.embedding) };
+  if (isGallery) {
+    options.referenceIndex = current.galleryIndex;
+  } else {
+    options.input = current.embedding;
+  }
+
+  let reply;
+  try {
+    reply = await request("ood", options, { key: "ood" });
+  } catch (err) {
+    $("ood-score").textContent = "";
+    $("ood-words").textContent = `the score could not be computed: ${err.message}`;
+    section.hidden = false;
+    return;
+  }
+  if (reply === null || state.current !== current) {
+    return;
+  }
+
+  const reading = reply.value;
+  const count = state.gallery.length;
+  $("ood-score").textContent = reading.score.toFixed(2);
+  $("ood-score").title = "Mahalanobis distance to the gallery's mean";
+  $("ood-words").textContent = oodWords(reading, count, isGallery);
+  $("ood-hint").textContent =
+    `The page fits one Gaussian to the image embeddings (the CLS output) of the ${count} gallery emoji ` +
+    `and scores this image by the Mahalanobis distance of its embedding from the gallery's mean. ` +
+    `${count} points in ${current.embedding.length} dimensions make the sample covariance singular, ` +
+    `so the fit shrinks it toward a multiple of the identity by Ledoit-Wolf shrinkage, ` +
+    `with the weight that the Ledoit-Wolf formula estimates from the gallery: ${reading.shrinkage.toFixed(3)}. ` +
+    `Each gallery emoji is scored against a fit of the other ${count - 1}, and the percentile ranks ` +
+    `this image among those scores${isGallery ? " (a gallery emoji among the others')" : ""}.`;
+  section.hidden = false;
+  section.dataset.image = current.key;
 }
 
 // ---------------------------------------------------------------------

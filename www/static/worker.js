@@ -5,8 +5,10 @@
 // Messages from the page:
 //   {type: "load"}: read model.json, take the model from the cache or
 //     download it, and load it.
-//   {type: "call", id, method: "embed" | "reconstruct", options}: call
-//     m3ae[method](handle, options).
+//   {type: "call", id, method: "embed" | "reconstruct" | "attention",
+//     options}: call m3ae[method](handle, options).
+//   {type: "call", id, method: "ood", options}: call m3ae.ood(options),
+//     which needs no model.
 // Messages to the page:
 //   {type: "status", text}
 //   {type: "progress", loaded, total}: model download, in bytes.
@@ -23,6 +25,9 @@ importScripts("wasm_exec.js");
 const MODEL_CACHE = "m3ae-models";
 // PROGRESS_INTERVAL_MS spaces out progress messages during a download.
 const PROGRESS_INTERVAL_MS = 100;
+
+// MODEL_FREE_METHODS are the module's functions that take no model handle.
+const MODEL_FREE_METHODS = new Set(["ood"]);
 
 let handle = null;
 
@@ -219,16 +224,19 @@ async function download(info) {
   return bytes;
 }
 
-// call runs one embed or reconstruct request and posts its result. Image
-// buffers in the result are transferred, not copied.
+// call runs one request and posts its result. Image buffers in the result
+// are transferred, not copied.
 async function call(message) {
-  if (handle === null) {
+  const modelFree = MODEL_FREE_METHODS.has(message.method);
+  if (handle === null && !modelFree) {
     post({ type: "result", id: message.id, error: "The model is not loaded yet." });
     return;
   }
   try {
     const started = performance.now();
-    const value = await m3ae[message.method](handle, message.options);
+    const value = modelFree
+      ? await m3ae[message.method](message.options)
+      : await m3ae[message.method](handle, message.options);
     const millis = performance.now() - started;
     const transfer = [];
     if (value instanceof Float32Array) {
