@@ -76,6 +76,7 @@ const interruptGrace = 2 * time.Second
 var contextCommands = map[string]bool{
 	"data": true, "train": true, "evaluate": true, "probe": true,
 	"serve": true, "tsne": true, "ood": true,
+	"experiment": true,
 }
 
 // handlesInterrupt reports whether cmd or a parent of it is in
@@ -136,6 +137,7 @@ reconstruction and embedding from a pure-Go core.`,
 	root.AddCommand(newImportCommand())
 	root.AddCommand(newQuantizeCommand())
 	root.AddCommand(newEvaluateCommand(), newProbeCommand())
+	root.AddCommand(newExperimentCommand())
 	root.AddCommand(newTSNECommand())
 	root.AddCommand(newOODCommand())
 	root.AddCommand(newAttentionCommand())
