@@ -96,9 +96,12 @@ model-card:
 build-xla:
 	CGO_ENABLED=1 $(GO) build -tags xla ./...
 
-## bench: Go benchmarks of the core
-bench:
-	$(GO) test ./core -run '^$$' -bench . -benchmem
+## bench: install the peers (.ci/peers: PyTorch, Chromium, ONNX Runtime),
+## build the wasm modules and run every group of cmd/m3ae-bench, which
+## rewrites the generated sections of docs/BENCHMARKS.md.
+bench: wasm
+	.ci/peers
+	$(GO) run ./cmd/m3ae-bench -browser build/m3ae.wasm -plugin build/m3ae-plugin.wasm
 
 ## wasm: build/m3ae.wasm (browser, GOOS=js), build/m3ae-plugin.wasm
 ## (wazero plugin, GOOS=wasip1 reactor) and the wasm_exec.js the browser
@@ -109,10 +112,12 @@ wasm:
 	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o build/m3ae-plugin.wasm ./wasm/plugin
 	cp "$$($(GO) env GOROOT)/lib/wasm/wasm_exec.js" build/wasm_exec.js
 
-## bench-wasm: module sizes, plugin start-up, and embed and reconstruct
-## latency natively, in wazero and in headless Chromium (micro and tiny)
+## bench-wasm: the wasm group of cmd/m3ae-bench alone: module sizes, plugin
+## start-up, and embed and reconstruct latency natively, in wazero and in
+## headless Chromium (micro and tiny). It rewrites its section of
+## docs/BENCHMARKS.md and leaves the Chromium rows out without Chromium.
 bench-wasm: wasm
-	$(GO) run ./wasm/bench -browser build/m3ae.wasm -plugin build/m3ae-plugin.wasm
+	$(GO) run ./cmd/m3ae-bench -groups wasm -browser build/m3ae.wasm -plugin build/m3ae-plugin.wasm
 
 ## demo: build the browser module and its wasm_exec.js into www/static,
 ## build bin/m3ae-edge with the page, the module and the default model

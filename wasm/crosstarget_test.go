@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/m3ae-edge/m3ae-edge/core"
+	"github.com/m3ae-edge/m3ae-edge/wasm/harness"
 	"github.com/m3ae-edge/m3ae-edge/wasm/host"
-	"github.com/m3ae-edge/m3ae-edge/wasm/internal/harness"
 )
 
 // modelSeed is the InitModelFile seed of the micro model under test.

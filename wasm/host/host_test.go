@@ -18,8 +18,8 @@ import (
 
 	"github.com/m3ae-edge/m3ae-edge/core"
 	"github.com/m3ae-edge/m3ae-edge/wasm/abi"
+	"github.com/m3ae-edge/m3ae-edge/wasm/harness"
 	"github.com/m3ae-edge/m3ae-edge/wasm/host"
-	"github.com/m3ae-edge/m3ae-edge/wasm/internal/harness"
 )
 
 func TestEmbedMatchesNative(t *testing.T) {

@@ -10,8 +10,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 
+	"github.com/m3ae-edge/m3ae-edge/wasm/harness"
 	"github.com/m3ae-edge/m3ae-edge/wasm/host"
-	"github.com/m3ae-edge/m3ae-edge/wasm/internal/harness"
 )
 
 // modelSeed is the InitModelFile seed of the micro model every test loads.

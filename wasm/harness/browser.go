@@ -62,6 +62,29 @@ func ChromiumAvailable(path string) bool {
 	return err == nil
 }
 
+// ChromiumOptions returns the options with which StartBrowser starts
+// Chromium: headless, with the profile userDataDir, no sandbox and no GPU.
+// They also turn off QUIC and Chromium's background network traffic, such
+// as updates and sync.
+func ChromiumOptions(chromiumPath, userDataDir string) []chromedp.ExecAllocatorOption {
+	if chromiumPath == "" {
+		chromiumPath = DefaultChromiumPath
+	}
+	return []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(userDataDir),
+	}
+}
+
 // StartBrowser serves the page, starts Chromium and opens the page. Close
 // stops both.
 func StartBrowser(ctx context.Context, cfg BrowserConfig) (*Browser, error) {
@@ -93,18 +116,7 @@ func StartBrowser(ctx context.Context, cfg BrowserConfig) (*Browser, error) {
 	b.server.Start()
 
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(cfg.ChromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(cfg.UserDataDir),
-	)
+		ChromiumOptions(cfg.ChromiumPath, cfg.UserDataDir)...)
 	tab, cancelTab := chromedp.NewContext(allocCtx)
 	b.tab = tab
 	b.cancel = []context.CancelFunc{cancelTab, cancelAlloc}

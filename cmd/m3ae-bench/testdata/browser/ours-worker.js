@@ -1,0 +1,63 @@
+// Times the core's forward pass, built for GOOS=js from testdata/forward,
+// on the spec that the browser group of cmd/m3ae-bench posts:
+//
+//   {model: URL, inputs: URL prefix, ops: [{name: "embed" | "reconstruct"}],
+//    warmup: N, runs: N}
+//
+// and posts back {ok: true, results: [{name, millis: [..], output: [..]}]}
+// with the output of the last call, or {ok: false, error}.
+importScripts("/wasm_exec.js");
+
+async function fetchBytes(url) {
+  const response = await fetch(url);
+  if (!response.ok) {
+    throw new Error(`GET ${url}: status ${response.status}`);
+  }
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+// check throws the Error that a function of m3aeForward returned.
+function check(value) {
+  if (value instanceof Error) {
+    throw value;
+  }
+  return value;
+}
+
+async function startModule() {
+  const go = new Go();
+  const { instance } = await WebAssembly.instantiateStreaming(fetch("/forward.wasm"), go.importObject);
+  go.run(instance);
+  if (!globalThis.m3aeForward) {
+    throw new Error("forward.wasm did not define globalThis.m3aeForward");
+  }
+}
+
+onmessage = async (event) => {
+  try {
+    const spec = event.data;
+    await startModule();
+    check(m3aeForward.load(await fetchBytes(spec.model)));
+    const names = ["patches", "tokens", "image_mask", "text_mask"];
+    const inputs = await Promise.all(names.map((name) => fetchBytes(spec.inputs + name)));
+    check(m3aeForward.setInputs(...inputs));
+    const results = [];
+    for (const op of spec.ops) {
+      const call = m3aeForward[op.name];
+      let output;
+      for (let i = 0; i < spec.warmup; i++) {
+        output = check(call());
+      }
+      const millis = [];
+      for (let i = 0; i < spec.runs; i++) {
+        const start = performance.now();
+        output = check(call());
+        millis.push(performance.now() - start);
+      }
+      results.push({ name: op.name, millis, output: Array.from(output) });
+    }
+    postMessage({ ok: true, results });
+  } catch (err) {
+    postMessage({ ok: false, error: String((err && err.message) || err) });
+  }
+};
