@@ -10,7 +10,10 @@ GO ?= go
 FUZZTIME ?= 10s
 # Each entry is PACKAGE:TARGET.
 FUZZ_TARGETS := ./core:FuzzReadModelFile ./core:FuzzTokenizer ./core:FuzzDecodeImage \
-	./wasm/abi:FuzzDecodeRequests ./wasm/abi:FuzzDecodeResponses ./export:FuzzReadPickle
+	./core:FuzzImagePipeline \
+	./wasm/abi:FuzzDecodeRequests ./wasm/abi:FuzzDecodeResponses ./export:FuzzReadPickle \
+	./wasm/host:FuzzPluginRequest \
+	./native/data:FuzzOpenCaptionsJSONL ./native/data:FuzzOpenCaptionsCSV ./native/data:FuzzOpenShards
 
 .PHONY: all build test unit fuzz vet bench wasm bench-wasm
 

@@ -84,6 +84,11 @@ func decodeImage(data []byte, maxPixels int64) (image.Image, error) {
 	if err := checkImageSize(format+" image", header.Width, header.Height, maxPixels); err != nil {
 		return nil, err
 	}
+	if format == "jpeg" {
+		if err := checkJPEGScans(data, maxJPEGScans); err != nil {
+			return nil, err
+		}
+	}
 
 	// The stdlib decoders return errors for truncated and corrupt data
 	// instead of panicking (the tests feed them every prefix of a PNG and a

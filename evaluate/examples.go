@@ -41,7 +41,7 @@ func (e Example) LoadImage() (image.Image, error) {
 	if e.Image != nil || e.ImagePath == "" {
 		return e.Image, nil
 	}
-	data, err := os.ReadFile(e.ImagePath)
+	data, err := core.ReadImageFile(e.ImagePath)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", e.Name, err)
 	}

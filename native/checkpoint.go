@@ -45,17 +45,24 @@ const (
 // counter and mask generator) with GoMLX's checkpoint package into a new
 // directory dir/step-NNNNNNNNN, then deletes all but the newest keep
 // checkpoints of dir (keep <= 0 keeps all). It writes into a temporary
-// directory of dir and renames it when complete, so an interrupted save
-// leaves the earlier checkpoints intact. It returns the new directory.
+// directory of dir and renames it when complete, so a save that fails (a
+// full disk) or is killed leaves the earlier checkpoints intact and no
+// partial checkpoint under a step-NNNNNNNNN name. It flushes the files to
+// stable storage before the rename and dir after it, so that the rename
+// cannot outlive the files in a power loss. It returns the new directory.
 func (t *Trainer) SaveCheckpoint(dir string, keep int) (string, error) {
+	return t.saveCheckpoint(osCheckpointFS{}, dir, keep)
+}
+
+func (t *Trainer) saveCheckpoint(fsys checkpointFS, dir string, keep int) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("save checkpoint: %w", err)
 	}
-	tmpDir, err := os.MkdirTemp(dir, checkpointTempPrefix)
+	tmpDir, err := fsys.MkdirTemp(dir, checkpointTempPrefix)
 	if err != nil {
 		return "", fmt.Errorf("save checkpoint: %w", err)
 	}
-	defer func() { _ = os.RemoveAll(tmpDir) }() // no-op once renamed
+	defer func() { _ = fsys.RemoveAll(tmpDir) }() // no-op once renamed
 
 	// A separate store that shares the trainer's tensors, so the handler
 	// attaches to it instead of becoming the trainer store's loader.
@@ -72,23 +79,25 @@ func (t *Trainer) SaveCheckpoint(dir string, keep int) (string, error) {
 	if err := t.setCheckpointParams(snapshot); err != nil {
 		return "", fmt.Errorf("save checkpoint: %w", err)
 	}
-	handler, err := checkpoint.Build(snapshot).Dir(tmpDir).Keep(-1).Done()
-	if err != nil {
+	if err := fsys.WriteStore(snapshot, tmpDir); err != nil {
 		return "", fmt.Errorf("save checkpoint: %w", err)
 	}
-	if err := handler.Save(); err != nil {
+	if err := syncFolder(fsys, tmpDir); err != nil {
 		return "", fmt.Errorf("save checkpoint: %w", err)
 	}
 
-	final := filepath.Join(dir, fmt.Sprintf("%s%09d", checkpointPrefix, t.step))
-	if err := os.RemoveAll(final); err != nil {
+	final := CheckpointPath(dir, t.step)
+	if err := fsys.RemoveAll(final); err != nil {
 		return "", fmt.Errorf("save checkpoint: replace %s: %w", final, err)
 	}
-	if err := os.Rename(tmpDir, final); err != nil {
+	if err := fsys.Rename(tmpDir, final); err != nil {
 		return "", fmt.Errorf("save checkpoint: %w", err)
 	}
+	if err := fsys.Sync(dir); err != nil {
+		return "", fmt.Errorf("save checkpoint: flush %s: %w", dir, err)
+	}
 	if keep > 0 {
-		if err := pruneCheckpoints(dir, keep); err != nil {
+		if err := pruneCheckpoints(fsys, dir, keep); err != nil {
 			return final, err
 		}
 	}
@@ -139,13 +148,13 @@ func Checkpoints(dir string) ([]string, error) {
 	return paths, nil
 }
 
-func pruneCheckpoints(dir string, keep int) error {
+func pruneCheckpoints(fsys checkpointFS, dir string, keep int) error {
 	paths, err := Checkpoints(dir)
 	if err != nil {
 		return err
 	}
 	for _, path := range paths[:max(0, len(paths)-keep)] {
-		if err := os.RemoveAll(path); err != nil {
+		if err := fsys.RemoveAll(path); err != nil {
 			return fmt.Errorf("remove old checkpoint: %w", err)
 		}
 	}

@@ -3,6 +3,7 @@ package quantize
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,7 +75,7 @@ func readExamples(r io.Reader, dir string, limit int) ([]Example, error) {
 			if !filepath.IsAbs(imagePath) {
 				imagePath = filepath.Join(dir, imagePath)
 			}
-			data, err := os.ReadFile(imagePath)
+			data, err := core.ReadImageFile(imagePath)
 			if err != nil {
 				return nil, fmt.Errorf("line %d: %w", line, err)
 			}
@@ -178,8 +179,10 @@ const maxPSNR = 100.0
 // MeasureFidelity runs every example through both pipelines, which must
 // have the same config and image normalization: embeddings of the image
 // alone, the caption alone and both, and a masked reconstruction of the
-// pair with the same masks for both models.
-func MeasureFidelity(float32Pipeline, int8Pipeline *core.Pipeline, examples []Example, opts FidelityOptions) (*FidelityReport, error) {
+// pair with the same masks for both models. It checks ctx before each
+// example and returns its error once ctx is done. progress, when not nil,
+// is called after each example with the number done and the total.
+func MeasureFidelity(ctx context.Context, float32Pipeline, int8Pipeline *core.Pipeline, examples []Example, opts FidelityOptions, progress func(done, total int)) (*FidelityReport, error) {
 	cfg := float32Pipeline.Config()
 	if int8Pipeline.Config() != cfg {
 		return nil, fmt.Errorf("measure fidelity: the models have different configs: %+v and %+v", cfg, int8Pipeline.Config())
@@ -201,6 +204,9 @@ func MeasureFidelity(float32Pipeline, int8Pipeline *core.Pipeline, examples []Ex
 	var image, text, paired cosines
 	var psnrF32, psnrI8 []float64
 	for i, example := range examples {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("measure fidelity: stopped after %d of %d examples: %w", i, len(examples), err)
+		}
 		in, err := float32Pipeline.Inputs(example.Image, example.Caption)
 		if err != nil {
 			return nil, fmt.Errorf("measure fidelity: example %s: %w", example.Name, err)
@@ -253,6 +259,9 @@ func MeasureFidelity(float32Pipeline, int8Pipeline *core.Pipeline, examples []Ex
 		}
 		if in.Tokens != nil {
 			countTop1Agreement(&r.TokenTop1, recs[0], recs[1])
+		}
+		if progress != nil {
+			progress(i+1, len(examples))
 		}
 	}
 

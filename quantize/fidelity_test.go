@@ -1,6 +1,8 @@
 package quantize
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,7 +55,7 @@ func TestMeasureFidelityOnFixture(t *testing.T) {
 		t.Fatal(err)
 	}
 	float32Pipeline, int8Pipeline := microPipelines(t)
-	r, err := MeasureFidelity(float32Pipeline, int8Pipeline, examples, DefaultFidelityOptions())
+	r, err := MeasureFidelity(context.Background(), float32Pipeline, int8Pipeline, examples, DefaultFidelityOptions(), nil)
 	if err != nil {
 		t.Fatalf("MeasureFidelity(micro, fixture): %v", err)
 	}
@@ -104,7 +106,7 @@ func TestMeasureFidelityOfSameModel(t *testing.T) {
 	}
 	examples = append(examples, Example{Name: "caption only", Caption: "red heart"})
 	float32Pipeline, _ := microPipelines(t)
-	r, err := MeasureFidelity(float32Pipeline, float32Pipeline, examples, DefaultFidelityOptions())
+	r, err := MeasureFidelity(context.Background(), float32Pipeline, float32Pipeline, examples, DefaultFidelityOptions(), nil)
 	if err != nil {
 		t.Fatalf("MeasureFidelity(micro, micro): %v", err)
 	}
@@ -143,10 +145,41 @@ func TestMeasureFidelityRejects(t *testing.T) {
 		{"empty example", float32Pipeline, []Example{{Name: "blank"}}, "example blank"},
 	}
 	for _, tt := range tests {
-		_, err := MeasureFidelity(float32Pipeline, tt.b, tt.examples, DefaultFidelityOptions())
+		_, err := MeasureFidelity(context.Background(), float32Pipeline, tt.b, tt.examples, DefaultFidelityOptions(), nil)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("MeasureFidelity(%s) error = %v, want one containing %q", tt.name, err, tt.want)
 		}
+	}
+}
+
+// TestMeasureFidelityStopsOnCancel cancels the context from the progress
+// callback of the first example: the loop must stop there, as it must on
+// Ctrl-C in the CLI, and report the cancellation.
+func TestMeasureFidelityStopsOnCancel(t *testing.T) {
+	examples, err := ReadExamples(fixtureCaptions, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	float32Pipeline, int8Pipeline := microPipelines(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var calls []int
+	progress := func(done, total int) {
+		calls = append(calls, done)
+		if total != len(examples) {
+			t.Errorf("progress total = %d, want %d", total, len(examples))
+		}
+		cancel()
+	}
+	r, err := MeasureFidelity(ctx, float32Pipeline, int8Pipeline, examples, DefaultFidelityOptions(), progress)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("MeasureFidelity(cancelled after one example) = %v, %v, want context.Canceled", r, err)
+	}
+	if want := "stopped after 1 of 16 examples"; !strings.Contains(err.Error(), want) {
+		t.Errorf("MeasureFidelity(cancelled) error = %q, want it to contain %q", err, want)
+	}
+	if len(calls) != 1 {
+		t.Errorf("progress called for examples %v, want only the first", calls)
 	}
 }
 

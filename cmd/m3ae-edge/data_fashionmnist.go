@@ -39,7 +39,7 @@ evaluation.`,
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "train %d images, test %d images\nwrote %s\n", counts["train"], counts["test"], opts.OutDir)
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "train %s, test %s\nwrote %s\n", countNoun(counts["train"], "image"), countNoun(counts["test"], "image"), opts.OutDir)
 			return err
 		},
 	}

@@ -7,7 +7,6 @@ import (
 	"image"
 	"io"
 	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -116,7 +115,7 @@ func readImage(path string) (image.Image, error) {
 	if path == "" {
 		return nil, nil
 	}
-	data, err := readInputFile("--image", path)
+	data, err := readInputFile("--image", path, core.ReadImageFile)
 	if err != nil {
 		return nil, err
 	}
@@ -127,10 +126,11 @@ func readImage(path string) (image.Image, error) {
 	return img, nil
 }
 
-// readInputFile reads the file at path. Its errors name flag, so the user
-// knows which value to fix.
-func readInputFile(flag, path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+// readInputFile reads the file at path with read, such as
+// core.ReadImageFile or readModelBytes, which bound what they read. Its
+// errors name flag, so the user knows which value to fix.
+func readInputFile(flag, path string, read func(string) ([]byte, error)) ([]byte, error) {
+	data, err := read(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("%s %s: file not found: check the path", flag, path)

@@ -251,13 +251,17 @@ func printEvaluation(w io.Writer, out evaluateJSON, opts evaluate.Options) error
 	fmt.Fprintf(tw, "examples\t%d of %s, mask seed %d, %.1f s\n", r.Examples, out.Captions, r.Seed, out.Seconds)
 
 	if img := r.Image; img != nil {
-		fmt.Fprintf(tw, "\nimage reconstruction, %d of %d patches hidden (ratio %g), %d images\n",
-			img.HiddenPatches, img.Patches, img.ImageMaskRatio, img.Examples)
+		fmt.Fprintf(tw, "\nimage reconstruction, %d of %s hidden (ratio %g), %s\n",
+			img.HiddenPatches, countNoun(img.Patches, "patch"), img.ImageMaskRatio, countNoun(img.Examples, "image"))
 		fmt.Fprintln(tw, "PSNR in dB, mean over images\thidden patches\twhole image")
 		fmt.Fprintf(tw, "model\t%.2f\t%.2f\n", img.Model.HiddenPatches.MeanDB, img.Model.WholeImage.MeanDB)
 		fmt.Fprintf(tw, "mean-colour baseline\t%.2f\t%.2f\n", img.MeanColour.HiddenPatches.MeanDB, img.MeanColour.WholeImage.MeanDB)
 		if n := img.Model.HiddenPatches.PerfectExamples; n > 0 {
-			fmt.Fprintf(tw, "%d images were reconstructed exactly and count as %g dB\n", n, evaluate.MaxPSNR)
+			verb := "were"
+			if n == 1 {
+				verb = "was"
+			}
+			fmt.Fprintf(tw, "%s %s reconstructed exactly and count as %g dB\n", countNoun(n, "image"), verb, evaluate.MaxPSNR)
 		}
 	} else {
 		fmt.Fprintln(tw, "\nimage reconstruction: not measured, no example has an image")
@@ -287,8 +291,8 @@ func printEvaluation(w io.Writer, out evaluateJSON, opts evaluate.Options) error
 		for i, token := range b.Top {
 			quoted[i] = strconv.Quote(token)
 		}
-		fmt.Fprintf(tw, "baseline: the %d most frequent of the %d tokens of %d captions in %s: %s\n",
-			len(b.Top), b.Tokens, b.Captions, out.TrainCaptions, strings.Join(quoted, " "))
+		fmt.Fprintf(tw, "baseline: the %d most frequent of the %s of %s in %s: %s\n",
+			len(b.Top), countNoun(b.Tokens, "token"), countNoun(b.Captions, "caption"), out.TrainCaptions, strings.Join(quoted, " "))
 	} else {
 		fmt.Fprintln(tw, "baseline: not measured; pass --train-captions")
 	}

@@ -127,9 +127,9 @@ func runExportSafetensors(stdout io.Writer, opts exportOptions) error {
 	}
 	cfg := mf.Config
 	_, err = fmt.Fprintf(stdout,
-		"wrote %s: %.1f MB, float32, step %d, %s parameters (encoder %dx%d, decoder %dx%d, %dx%d images, %d text tokens)\n",
+		"wrote %s: %.1f MB, float32, step %d, %s parameters (encoder %dx%d, decoder %dx%d, %dx%d images, %s)\n",
 		opts.outPath, float64(size)/1e6, step, groupThousands(int64(cfg.NumParams())),
-		cfg.EmbedDim, cfg.Depth, cfg.DecoderEmbedDim, cfg.DecoderDepth, cfg.ImageSize, cfg.ImageSize, cfg.TextLength)
+		cfg.EmbedDim, cfg.Depth, cfg.DecoderEmbedDim, cfg.DecoderDepth, cfg.ImageSize, cfg.ImageSize, countNoun(cfg.TextLength, "text token"))
 	return err
 }
 
@@ -169,7 +169,7 @@ func runExportONNX(stdout io.Writer, logger *slog.Logger, opts exportOptions) er
 	var mf *core.ModelFile
 	source := opts.inPath
 	if opts.inPath != "" {
-		data, err := readInputFile("--in", opts.inPath)
+		data, err := readInputFile("--in", opts.inPath, readModelBytes)
 		if err != nil {
 			return err
 		}

@@ -120,10 +120,10 @@ func runImport(stdout io.Writer, logger *slog.Logger, opts importOptions) error 
 	}
 	logger.Info("wrote model file", "path", opts.outPath, "bytes", size)
 	_, err = fmt.Fprintf(stdout,
-		"wrote %s: %.1f MB, float32, step %d, %s parameters (encoder %dx%d with %d heads, decoder %dx%d with %d heads, %dx%d images in %d-pixel patches, %d text tokens)\n",
+		"wrote %s: %.1f MB, float32, step %d, %s parameters (encoder %dx%d with %s, decoder %dx%d with %s, %dx%d images in %d-pixel patches, %s)\n",
 		opts.outPath, float64(size)/1e6, ckpt.Step, groupThousands(int64(cfg.NumParams())),
-		cfg.EmbedDim, cfg.Depth, cfg.NumHeads, cfg.DecoderEmbedDim, cfg.DecoderDepth, cfg.DecoderNumHeads,
-		cfg.ImageSize, cfg.ImageSize, cfg.PatchSize, cfg.TextLength)
+		cfg.EmbedDim, cfg.Depth, countNoun(cfg.NumHeads, "head"), cfg.DecoderEmbedDim, cfg.DecoderDepth, countNoun(cfg.DecoderNumHeads, "head"),
+		cfg.ImageSize, cfg.ImageSize, cfg.PatchSize, countNoun(cfg.TextLength, "text token"))
 	return err
 }
 
@@ -157,6 +157,9 @@ func readVocabFile(path string) ([]string, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("--vocab: %w", err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("--vocab %s is not a regular file (%s): give a text file with one token per line", path, info.Mode().Type())
 	}
 	if info.Size() > maxVocabFileSize {
 		return nil, fmt.Errorf("--vocab %s has %d bytes, more than the %d a vocabulary file may have", path, info.Size(), maxVocabFileSize)

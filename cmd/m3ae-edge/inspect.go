@@ -128,7 +128,7 @@ func printModelSummary(w io.Writer, s modelSummary) error {
 	}
 	fmt.Fprintf(tw, "\nquantization:\t%s\n", s.Quantization)
 	fmt.Fprintf(tw, "image normalization (R, G, B):\tmean %v, std %v\n", s.ImageNorm.Mean, s.ImageNorm.Std)
-	fmt.Fprintf(tw, "vocabulary:\t%d tokens\n", s.VocabSize)
+	fmt.Fprintf(tw, "vocabulary:\t%s\n", countNoun(s.VocabSize, "token"))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -137,7 +137,8 @@ func printModelSummary(w io.Writer, s modelSummary) error {
 	for _, t := range s.Tensors {
 		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\n", t.Name, t.DType, t.Shape, t.Bytes)
 	}
-	fmt.Fprintf(tw, "\n%d tensors, %d parameters, %d stored values, %d tensor bytes, file size %d bytes\n",
-		len(s.Tensors), s.Parameters, s.StoredValues, s.TensorBytes, s.FileSizeBytes)
+	fmt.Fprintf(tw, "\n%s, %s, %s, %s, file size %s\n",
+		countNoun(len(s.Tensors), "tensor"), countNoun(s.Parameters, "parameter"), countNoun(s.StoredValues, "stored value"),
+		countNoun(s.TensorBytes, "tensor byte"), countNoun(s.FileSizeBytes, "byte"))
 	return tw.Flush()
 }

@@ -2,7 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
 	"strings"
+	"syscall"
 
 	"github.com/m3ae-edge/m3ae-edge/core"
 	"github.com/m3ae-edge/m3ae-edge/defaultmodel"
@@ -32,7 +36,36 @@ func readModel(flag, path string) ([]byte, error) {
 	if path == "" {
 		return defaultmodel.Bytes(), nil
 	}
-	return readInputFile(flag, path)
+	return readInputFile(flag, path, readModelBytes)
+}
+
+// readModelBytes reads the model file at path. It must be a regular file
+// of at most core.MaxModelFileSize bytes, which is checked before anything
+// is read, so a path such as /dev/zero or a huge sparse file fails at once
+// instead of filling memory.
+func readModelBytes(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	switch {
+	case err != nil:
+		return nil, err
+	case info.IsDir():
+		return nil, &fs.PathError{Op: "read", Path: path, Err: syscall.EISDIR}
+	case !info.Mode().IsRegular():
+		return nil, fmt.Errorf("not a regular file (%s): give a model file, not a device or a pipe", info.Mode().Type())
+	case uint64(info.Size()) > core.MaxModelFileSize:
+		return nil, fmt.Errorf("%w: file is %d bytes, over the limit of %d (core.MaxModelFileSize)",
+			core.ErrInvalidModelFile, info.Size(), core.MaxModelFileSize)
+	}
+	data := make([]byte, info.Size())
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, fmt.Errorf("read %d bytes: %w", len(data), err)
+	}
+	return data, nil
 }
 
 // loadPipeline reads the model file at path, or the embedded default model

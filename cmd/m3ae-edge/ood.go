@@ -307,9 +307,9 @@ func printOODScores(w io.Writer, scores []oodInput) error {
 func printOODEval(w io.Writer, out oodJSON) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "model\t%s (quantization %s), %s embeddings, %s pooling\n", out.Model, out.Quantization, out.Input, out.Pooling)
-	fmt.Fprintf(tw, "fit\t%d examples of %s in %d classes, ridge %g\n", out.FitExamples, out.FitData, len(out.Classes), out.Ridge)
-	fmt.Fprintf(tw, "in-distribution\t%d inputs of %s, mean score %.4f\n", out.InDist.Examples, out.InDist.Data, out.InDist.MeanScore)
-	fmt.Fprintf(tw, "out-of-distribution\t%d inputs of %s, mean score %.4f\n", out.OutDist.Examples, out.OutDist.Data, out.OutDist.MeanScore)
+	fmt.Fprintf(tw, "fit\t%s of %s in %s, ridge %g\n", countNoun(out.FitExamples, "example"), out.FitData, countNoun(len(out.Classes), "class"), out.Ridge)
+	fmt.Fprintf(tw, "in-distribution\t%s of %s, mean score %.4f\n", countNoun(out.InDist.Examples, "input"), out.InDist.Data, out.InDist.MeanScore)
+	fmt.Fprintf(tw, "out-of-distribution\t%s of %s, mean score %.4f\n", countNoun(out.OutDist.Examples, "input"), out.OutDist.Data, out.OutDist.MeanScore)
 	fmt.Fprintf(tw, "AUROC\t%s (50 %% is chance and 100 %% perfect, with in-distribution as the positive class scoring lower)\n", percent(*out.AUROC))
 	p := out.FPRAt95TPR
 	fmt.Fprintf(tw, "FPR at 95 %% TPR\t%s (threshold %.4f accepts %s of in-distribution inputs)\n", percent(p.FPR), p.Threshold, percent(p.TPR))

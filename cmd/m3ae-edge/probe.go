@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -69,6 +70,9 @@ the default model embedded in m3ae-edge.`,
 			if opts.limitTrain < 0 || opts.limitTest < 0 {
 				return fmt.Errorf("--limit-train %d and --limit-test %d: use 0 for every example or a positive count", opts.limitTrain, opts.limitTest)
 			}
+			if err := checkClassifierFlags(opts.classifier); err != nil {
+				return err
+			}
 			return runProbe(cmd, logger, opts)
 		},
 	}
@@ -91,6 +95,22 @@ the default model embedded in m3ae-edge.`,
 	cmd.MarkFlagRequired("test")
 	markFileFlags(cmd, map[string][]string{"model": modelExtensions, "json": {"json"}})
 	return cmd
+}
+
+// checkClassifierFlags rejects the classifier settings that
+// evaluate.TrainClassifier rejects, so that a bad flag fails at once and
+// not after embedding every image.
+func checkClassifierFlags(o evaluate.ClassifierOptions) error {
+	if !(o.L2 >= 0) || math.IsInf(o.L2, 0) {
+		return fmt.Errorf("--l2 %v: use a finite value of 0 or more, such as %v", o.L2, evaluate.DefaultClassifierOptions().L2)
+	}
+	if o.MaxIterations < 1 {
+		return fmt.Errorf("--max-iterations %d: use 1 or more", o.MaxIterations)
+	}
+	if !(o.GradientTolerance >= 0) {
+		return fmt.Errorf("--tolerance %v: use 0 or more, such as %v", o.GradientTolerance, evaluate.DefaultClassifierOptions().GradientTolerance)
+	}
+	return nil
 }
 
 // probeJSON is the --json output of "m3ae-edge probe": the inputs, the wall
@@ -255,13 +275,13 @@ func printProbe(w io.Writer, out probeJSON) error {
 		labels = fmt.Sprintf("field %q", out.LabelField)
 	}
 	fmt.Fprintf(tw, "classes\t%d, from %s: %s\n", len(r.Classes), labels, strings.Join(r.Classes, ", "))
-	fmt.Fprintf(tw, "train\t%d examples of %s (%d without a label left out)\n", r.Train.Examples, out.TrainData, out.TrainUnlabelled)
-	fmt.Fprintf(tw, "test\t%d examples of %s (%d without a label left out)\n", r.Test.Examples, out.TestData, out.TestUnlabelled)
+	fmt.Fprintf(tw, "train\t%s of %s (%d without a label left out)\n", countNoun(r.Train.Examples, "example"), out.TrainData, out.TrainUnlabelled)
+	fmt.Fprintf(tw, "test\t%s of %s (%d without a label left out)\n", countNoun(r.Test.Examples, "example"), out.TestData, out.TestUnlabelled)
 	converged := "converged"
 	if !r.Fit.Converged {
 		converged = fmt.Sprintf("not converged, max |gradient| %.3g", r.Fit.MaxGradient)
 	}
-	fmt.Fprintf(tw, "fit\tL2 %g, %d L-BFGS iterations, %s, loss %.4f nats\n", r.L2, r.Fit.Iterations, converged, r.Fit.Loss)
+	fmt.Fprintf(tw, "fit\tL2 %g, %s, %s, loss %.4f nats\n", r.L2, countNoun(r.Fit.Iterations, "L-BFGS iteration"), converged, r.Fit.Loss)
 	fmt.Fprintf(tw, "time\tembedding %.1f s, fit %.1f s\n", out.EmbedSeconds, out.FitSeconds)
 
 	fmt.Fprintln(tw, "\n\taccuracy\tbalanced accuracy")
@@ -269,7 +289,11 @@ func printProbe(w io.Writer, out probeJSON) error {
 	fmt.Fprintf(tw, "probe, test\t%s\t%s\n", percent(r.Test.Accuracy), percent(r.Test.BalancedAccuracy))
 	fmt.Fprintf(tw, "majority class %q, test\t%s\t%s\n", r.Majority.Class, percent(r.Majority.TestAccuracy), percent(r.Majority.TestBalancedAccuracy))
 	if r.Test.UnknownLabels > 0 {
-		fmt.Fprintf(tw, "%d test examples have a label that no training example has and count as wrong\n", r.Test.UnknownLabels)
+		if r.Test.UnknownLabels == 1 {
+			fmt.Fprintln(tw, "1 test example has a label that no training example has and counts as wrong")
+		} else {
+			fmt.Fprintf(tw, "%d test examples have a label that no training example has and count as wrong\n", r.Test.UnknownLabels)
+		}
 	}
 
 	fmt.Fprintln(tw, "\ntest class\texamples\taccuracy")

@@ -139,12 +139,39 @@ func TestProbeCommandRejects(t *testing.T) {
 		{"pooling", []string{"--pooling", "max"}, `--pooling "max"`},
 		{"limit", []string{"--limit-test", "-2"}, "--limit-test -2"},
 		{"missing data", []string{"--train", "none.jsonl"}, "--train none.jsonl"},
-		{"L2", []string{"--l2", "-1"}, "L2 weight -1"},
+		{"L2", []string{"--l2", "-1"}, "--l2 -1: use a finite value of 0 or more"},
 	}
 	for _, tt := range tests {
 		_, _, err := execute(t, append(append([]string{}, base...), tt.args...)...)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: error = %v, want one containing %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestProbeChecksClassifierFlagsFirst gives bad classifier flags with a
+// model file that does not exist: the flag must be named before the model
+// is read, let alone every image embedded.
+func TestProbeChecksClassifierFlagsFirst(t *testing.T) {
+	absent := filepath.Join(t.TempDir(), "absent.safetensors")
+	base := []string{"probe", "--model", absent, "--train", fixtureTrainCaptions, "--test", fixtureTestCaptions}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--l2", "-1"}, "--l2 -1: use a finite value of 0 or more"},
+		{[]string{"--l2", "NaN"}, "--l2 NaN"},
+		{[]string{"--l2", "+Inf"}, "--l2 +Inf"},
+		{[]string{"--max-iterations", "0"}, "--max-iterations 0: use 1 or more"},
+		{[]string{"--tolerance", "-1e-3"}, "--tolerance -0.001: use 0 or more"},
+	}
+	for _, tt := range tests {
+		_, stderr, err := execute(t, append(append([]string{}, base...), tt.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("probe %q: error = %v, want one containing %q", tt.args, err, tt.want)
+		}
+		if strings.Contains(stderr, "embedding") {
+			t.Errorf("probe %q started embedding before it rejected the flag:\n%s", tt.args, stderr)
 		}
 	}
 }

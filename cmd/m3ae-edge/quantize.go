@@ -75,7 +75,7 @@ of it as JSON.`,
 					return fmt.Errorf("%s %g is out of range: use a fraction from 0 to 1", ratio.flag, ratio.value)
 				}
 			}
-			return runQuantize(cmd.OutOrStdout(), logger, opts)
+			return runQuantize(cmd, logger, opts)
 		},
 	}
 	flags := cmd.Flags()
@@ -94,7 +94,7 @@ of it as JSON.`,
 	return cmd
 }
 
-func runQuantize(stdout io.Writer, logger *slog.Logger, opts quantizeOptions) error {
+func runQuantize(cmd *cobra.Command, logger *slog.Logger, opts quantizeOptions) error {
 	// Read the examples first, so a bad --captions fails before any file
 	// is written.
 	var examples []quantize.Example
@@ -106,7 +106,7 @@ func runQuantize(stdout io.Writer, logger *slog.Logger, opts quantizeOptions) er
 	}
 
 	// Read the float32 file and quantize it.
-	data, err := os.ReadFile(opts.inPath)
+	data, err := readInputFile("--in", opts.inPath, readModelBytes)
 	if err != nil {
 		return err
 	}
@@ -131,13 +131,13 @@ func runQuantize(stdout io.Writer, logger *slog.Logger, opts quantizeOptions) er
 
 	var fidelity *quantize.FidelityReport
 	if opts.captionsPath != "" {
-		if fidelity, err = measureFidelity(logger, float32File, examples, opts); err != nil {
+		if fidelity, err = measureFidelity(cmd, logger, float32File, examples, opts); err != nil {
 			return err
 		}
 	}
 
 	report := quantize.NewReport(sizes, tensors, fidelity, quantize.DefaultTargets())
-	if err := printReport(stdout, report); err != nil {
+	if err := printReport(cmd.OutOrStdout(), report); err != nil {
 		return err
 	}
 	if opts.reportPath != "" {
@@ -156,8 +156,10 @@ func runQuantize(stdout io.Writer, logger *slog.Logger, opts quantizeOptions) er
 }
 
 // measureFidelity compares the float32 model with the int8 file at
-// opts.outPath on examples, read from opts.captionsPath.
-func measureFidelity(logger *slog.Logger, float32File *core.ModelFile, examples []quantize.Example, opts quantizeOptions) (*quantize.FidelityReport, error) {
+// opts.outPath on examples, read from opts.captionsPath, with a progress
+// bar. It stops at the next example once the command's context is done,
+// as on Ctrl-C.
+func measureFidelity(cmd *cobra.Command, logger *slog.Logger, float32File *core.ModelFile, examples []quantize.Example, opts quantizeOptions) (*quantize.FidelityReport, error) {
 	float32Pipeline, err := core.NewPipeline(float32File)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", opts.inPath, err)
@@ -171,7 +173,9 @@ func measureFidelity(logger *slog.Logger, float32File *core.ModelFile, examples 
 		return nil, fmt.Errorf("%s: %w", opts.outPath, err)
 	}
 	logger.Info("measuring fidelity", "captions", opts.captionsPath, "examples", len(examples))
-	return quantize.MeasureFidelity(float32Pipeline, int8Pipeline, examples, opts.fidelity)
+	bar := newProgressBarOf(cmd.ErrOrStderr(), "fidelity", "examples")
+	defer bar.Finish()
+	return quantize.MeasureFidelity(cmd.Context(), float32Pipeline, int8Pipeline, examples, opts.fidelity, bar.Update)
 }
 
 // printReport writes the report as tables: the tensors, the sizes, the
@@ -183,12 +187,12 @@ func printReport(w io.Writer, r *quantize.Report) error {
 		fmt.Fprintf(tw, "%s\t%v\t%s\t%.3g\t%.3g\t%.2f %%\n",
 			t.Name, t.Shape, t.Granularity, t.MaxAbsError, t.RMSError, 100*t.RelativeRMSError)
 	}
-	fmt.Fprintf(tw, "\nfile size: float32 %d bytes, int8 %d bytes, ratio %.4f\n",
-		r.Sizes.Float32Bytes, r.Sizes.Int8Bytes, r.Sizes.Ratio)
+	fmt.Fprintf(tw, "\nfile size: float32 %s, int8 %s, ratio %.4f\n",
+		countNoun(r.Sizes.Float32Bytes, "byte"), countNoun(r.Sizes.Int8Bytes, "byte"), r.Sizes.Ratio)
 
 	if f := r.Fidelity; f != nil {
-		fmt.Fprintf(tw, "\nfidelity on %d examples (image mask ratio %g, text mask ratio %g, mask seed %d, %s pooling):\n",
-			f.Examples, f.ImageMaskRatio, f.TextMaskRatio, f.Seed, f.Pooling)
+		fmt.Fprintf(tw, "\nfidelity on %s (image mask ratio %g, text mask ratio %g, mask seed %d, %s pooling):\n",
+			countNoun(f.Examples, "example"), f.ImageMaskRatio, f.TextMaskRatio, f.Seed, f.Pooling)
 		fmt.Fprintln(tw, "embedding cosine\tmean\tworst\texamples")
 		for _, kind := range []struct {
 			name  string
@@ -197,10 +201,10 @@ func printReport(w io.Writer, r *quantize.Report) error {
 			fmt.Fprintf(tw, "%s\t%.6f\t%.6f\t%d\n", kind.name, kind.stats.Mean, kind.stats.Worst, kind.stats.Count)
 		}
 		p := f.Reconstruction
-		fmt.Fprintf(tw, "reconstruction PSNR of hidden patches: float32 %.3f dB, int8 %.3f dB, difference %.4f dB (largest per example %.4f dB, %d examples)\n",
-			p.Float32DB, p.Int8DB, p.DiffDB, p.MaxExampleDiffDB, p.Count)
+		fmt.Fprintf(tw, "reconstruction PSNR of hidden patches: float32 %.3f dB, int8 %.3f dB, difference %.4f dB (largest per example %.4f dB, %s)\n",
+			p.Float32DB, p.Int8DB, p.DiffDB, p.MaxExampleDiffDB, countNoun(p.Count, "example"))
 		a := f.TokenTop1
-		fmt.Fprintf(tw, "masked token top-1 agreement: %d of %d hidden tokens (%.2f %%)\n", a.Agree, a.Total, 100*a.Rate)
+		fmt.Fprintf(tw, "masked token top-1 agreement: %d of %s (%.2f %%)\n", a.Agree, countNoun(a.Total, "hidden token"), 100*a.Rate)
 	}
 
 	fmt.Fprintln(tw, "\ntarget\tstatus\tvalue\twant")

@@ -143,7 +143,7 @@ func TestQuantizeCommandRejects(t *testing.T) {
 		want string
 	}{
 		{"missing --in", []string{"--out", out}, `required flag(s) "in" not set`},
-		{"absent input", []string{"--in", filepath.Join(dir, "absent"), "--out", out}, "no such file"},
+		{"absent input", []string{"--in", filepath.Join(dir, "absent"), "--out", out}, "--in " + filepath.Join(dir, "absent") + ": file not found"},
 		{"int8 input", []string{"--in", int8Path, "--out", out}, `quantization is "int8-symmetric-v1", want "none"`},
 		{"unknown pooling", []string{"--in", in, "--out", out, "--pooling", "max"}, `--pooling "max": use cls or mean`},
 		{"negative limit", []string{"--in", in, "--out", out, "--limit", "-1"}, "--limit -1"},

@@ -218,7 +218,7 @@ func printReconstruction(w io.Writer, result *core.PipelineReconstruction) error
 				hidden++
 			}
 		}
-		fmt.Fprintf(w, "image: %d of %d patches hidden\n", hidden, len(result.Masks.Image))
+		fmt.Fprintf(w, "image: %d of %s hidden\n", hidden, countNoun(len(result.Masks.Image), "patch"))
 	}
 	text := result.Text
 	if text == nil {
@@ -232,7 +232,7 @@ func printReconstruction(w io.Writer, result *core.PipelineReconstruction) error
 		}
 		fmt.Fprintf(w, "position %d, hidden %q: %s\n", prediction.Position, prediction.Original, strings.Join(candidates, ", "))
 	}
-	_, err := fmt.Fprintf(w, "%d of %d tokens hidden\n", len(text.Predictions), len(text.Tokens))
+	_, err := fmt.Fprintf(w, "%d of %s hidden\n", len(text.Predictions), countNoun(len(text.Tokens), "token"))
 	return err
 }
 

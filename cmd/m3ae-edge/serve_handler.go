@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/m3ae-edge/m3ae-edge/defaultmodel"
@@ -114,7 +116,6 @@ type demoHandler struct {
 	site      fs.FS
 	model     *servedModel
 	modelInfo []byte
-	logger    *slog.Logger
 
 	etagsMu sync.Mutex
 	etags   map[etagKey]string
@@ -133,7 +134,7 @@ func newDemoHandler(site fs.FS, model *servedModel, logger *slog.Logger) http.Ha
 	if err != nil {
 		panic(err) // modelInfo has only strings and an int
 	}
-	h := &demoHandler{site: site, model: model, modelInfo: info, logger: logger, etags: map[etagKey]string{}}
+	h := &demoHandler{site: site, model: model, modelInfo: info, etags: map[etagKey]string{}}
 	return logRequests(h, logger)
 }
 
@@ -186,11 +187,11 @@ func (h *demoHandler) serveFile(w http.ResponseWriter, r *http.Request) {
 	}
 	data, info, err := h.readFile(name)
 	switch {
-	case errors.Is(err, fs.ErrNotExist) || (err == nil && info.IsDir()):
+	case isNotFound(err) || (err == nil && info.IsDir()):
 		http.NotFound(w, r)
 		return
 	case err != nil:
-		h.logger.Error("read a page file", "name", name, "err", err)
+		recordError(w, fmt.Errorf("read page file %s: %w", name, err))
 		http.Error(w, "internal server error: the page file could not be read", http.StatusInternalServerError)
 		return
 	}
@@ -228,6 +229,15 @@ func siteFileName(urlPath string) (string, bool) {
 	return name, true
 }
 
+// isNotFound reports whether err, from opening a page file, means that the
+// request names no file: one that does not exist, a file used as a folder
+// (index.html/x), or a name over the file system's length limit. A client
+// can cause these at will, so they get 404 and not a logged server error.
+func isNotFound(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrInvalid) ||
+		errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ENAMETOOLONG)
+}
+
 func (h *demoHandler) readFile(name string) ([]byte, fs.FileInfo, error) {
 	f, err := h.site.Open(name)
 	if err != nil {
@@ -260,50 +270,4 @@ func (h *demoHandler) etag(name string, info fs.FileInfo, data []byte) string {
 func etagOf(data []byte) string {
 	sum := sha256.Sum256(data)
 	return `"` + hex.EncodeToString(sum[:16]) + `"`
-}
-
-// statusRecorder records the status and body size of a response.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (s *statusRecorder) WriteHeader(status int) {
-	if s.status == 0 {
-		s.status = status
-	}
-	s.ResponseWriter.WriteHeader(status)
-}
-
-func (s *statusRecorder) Write(p []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	n, err := s.ResponseWriter.Write(p)
-	s.bytes += int64(n)
-	return n, err
-}
-
-// logRequests logs every request: successes and redirects at debug level,
-// client errors at info and server errors at error.
-func logRequests(next http.Handler, logger *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		recorder := &statusRecorder{ResponseWriter: w}
-		next.ServeHTTP(recorder, r)
-		if recorder.status == 0 {
-			recorder.status = http.StatusOK
-		}
-		level := slog.LevelDebug
-		switch {
-		case recorder.status >= 500:
-			level = slog.LevelError
-		case recorder.status >= 400:
-			level = slog.LevelInfo
-		}
-		logger.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
-			"status", recorder.status, "bytes", recorder.bytes,
-			"duration_ms", time.Since(start).Milliseconds(), "remote", r.RemoteAddr)
-	})
 }

@@ -177,11 +177,11 @@ func runTrain(cmd *cobra.Command, outDir string, opts trainrun.Options, resume b
 	}
 	fmt.Fprintf(out, "finished step %d of %d in %s\n", result.Step, opts.Steps, result.Elapsed.Round(1e9))
 	if t := result.LastTrain; t != nil {
-		fmt.Fprintf(out, "last %d steps: image loss %.4f, text loss %.4f\n", t.Steps, float64(t.ImageLoss), float64(t.TextLoss))
+		fmt.Fprintf(out, "last %s: image loss %.4f, text loss %.4f\n", countNoun(t.Steps, "step"), float64(t.ImageLoss), float64(t.TextLoss))
 	}
 	if e := result.LastEval; e != nil {
-		fmt.Fprintf(out, "held-out: masked-patch MSE %.4f, text loss %.4f, token accuracy %.3f on %d examples\n",
-			float64(e.ImageMSE), float64(e.TextLoss), float64(e.TokenAccuracy), e.Examples)
+		fmt.Fprintf(out, "held-out: masked-patch MSE %.4f, text loss %.4f, token accuracy %.3f on %s\n",
+			float64(e.ImageMSE), float64(e.TextLoss), float64(e.TokenAccuracy), countNoun(e.Examples, "example"))
 	}
 	_, err = fmt.Fprintf(out, "checkpoint %s\nexport with: m3ae-edge export --checkpoint %s --out model.safetensors\n", result.Checkpoint, outDir)
 	return err
@@ -197,14 +197,14 @@ func printTrainSummary(w io.Writer, s trainrun.Summary) error {
 	}
 
 	fmt.Fprintf(tw, "run folder\t%s (%s)\n", s.Dir, start)
-	fmt.Fprintf(tw, "model\t%s: %dx%d images in %d patches of %dx%d, %d text tokens; encoder %d wide x %d blocks, decoder %d x %d; %s parameters\n",
-		o.Preset, cfg.ImageSize, cfg.ImageSize, cfg.NumPatches(), cfg.PatchSize, cfg.PatchSize, cfg.TextLength,
-		cfg.EmbedDim, cfg.Depth, cfg.DecoderEmbedDim, cfg.DecoderDepth, groupThousands(int64(s.NumParams)))
+	fmt.Fprintf(tw, "model\t%s: %dx%d images in %s of %dx%d, %s; encoder %d wide x %s, decoder %d x %d; %s parameters\n",
+		o.Preset, cfg.ImageSize, cfg.ImageSize, countNoun(cfg.NumPatches(), "patch"), cfg.PatchSize, cfg.PatchSize, countNoun(cfg.TextLength, "text token"),
+		cfg.EmbedDim, countNoun(cfg.Depth, "block"), cfg.DecoderEmbedDim, cfg.DecoderDepth, groupThousands(int64(s.NumParams)))
 	var mix []string
 	for _, src := range s.Sources {
 		mix = append(mix, fmt.Sprintf("%d %s (of %d)", src.PerBatch, src.Name, src.Examples))
 	}
-	fmt.Fprintf(tw, "batch\t%d examples: %s\n", o.BatchSize, strings.Join(mix, ", "))
+	fmt.Fprintf(tw, "batch\t%s: %s\n", countNoun(o.BatchSize, "example"), strings.Join(mix, ", "))
 	fmt.Fprintf(tw, "tokens per step\tencoder %s, decoder %s (mask ratios: image %g, text %g)\n",
 		groupThousands(int64(s.EncoderTokensPerStep)), groupThousands(int64(s.DecoderTokensPerStep)), o.ImageMaskRatio, o.TextMaskRatio)
 
@@ -212,13 +212,13 @@ func printTrainSummary(w io.Writer, s trainrun.Summary) error {
 	if o.LearningRate == 0 {
 		lr += fmt.Sprintf(" (1.5e-4 x %d/256)", o.BatchSize)
 	}
-	fmt.Fprintf(tw, "learning rate\tpeak %s, warmup %d steps, cosine to 0 at step %d\n", lr, s.WarmupSteps, o.Steps)
-	fmt.Fprintf(tw, "epoch\t%s examples = %.1f steps; %d steps = %.2f epochs\n",
+	fmt.Fprintf(tw, "learning rate\tpeak %s, warmup %s, cosine to 0 at step %d\n", lr, countNoun(s.WarmupSteps, "step"), o.Steps)
+	fmt.Fprintf(tw, "epoch\t%s examples = %.1f steps; %s = %.2f epochs\n",
 		groupThousands(s.ExamplesPerEpoch), float64(s.ExamplesPerEpoch)/float64(o.BatchSize),
-		o.Steps, float64(o.Steps)*float64(o.BatchSize)/float64(s.ExamplesPerEpoch))
+		countNoun(o.Steps, "step"), float64(o.Steps)*float64(o.BatchSize)/float64(s.ExamplesPerEpoch))
 	held := "none"
 	if s.EvalExamples > 0 {
-		held = fmt.Sprintf("%d examples, evaluated every %d steps", s.EvalExamples, o.EvalEvery)
+		held = fmt.Sprintf("%s, evaluated every %s", countNoun(s.EvalExamples, "example"), countNoun(o.EvalEvery, "step"))
 	}
 	fmt.Fprintf(tw, "held-out\t%s\n", held)
 	fmt.Fprintf(tw, "pixel norm\tmean %.4f, std %.4f\n", s.Norm.Mean, s.Norm.Std)

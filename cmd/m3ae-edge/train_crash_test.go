@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -191,5 +195,206 @@ func TestTrainCrashResumeInterrupt(t *testing.T) {
 		if got[step] != want[step] {
 			t.Errorf("step %d losses (image, text) = %v, want %v as in the uninterrupted run", step, got[step], want[step])
 		}
+	}
+}
+
+// killSeed seeds the kill points of TestTrainRandomKillsResume, so that a
+// failure can be repeated.
+const killSeed = 20261204
+
+// TestTrainRandomKillsResume kills a run with SIGKILL several times,
+// resuming after each kill, then lets it finish. Each kill comes a seeded
+// random time after a checkpoint, so it falls between or inside steps,
+// except the second, which comes while a checkpoint is being written.
+// After every kill, each checkpoint must be readable, and the newest must
+// be at most one checkpoint interval behind the last step logged. The
+// finished run must log every step once, with the losses of an
+// uninterrupted run of the same seed.
+func TestTrainRandomKillsResume(t *testing.T) {
+	bin := buildCLI(t)
+	const (
+		steps           = 18
+		checkpointEvery = 3
+		kills           = 3
+		duringSave      = 1 // the kill that waits for a checkpoint being written
+	)
+	flags := []string{"--steps", fmt.Sprint(steps), "--log-every", "1", "--checkpoint-every", fmt.Sprint(checkpointEvery),
+		"--keep", "2", "--eval-every", "0"}
+	dir := filepath.Join(t.TempDir(), "run")
+	rng := rand.New(rand.NewPCG(killSeed, 1))
+
+	for kill := range kills {
+		args := microTrainArgs(dir, flags...)
+		resumeFrom := int64(0)
+		if kill > 0 {
+			args = []string{"train", "--out", dir, "--resume", "--log-level", "warn"}
+			resumeFrom = newestCheckpointStep(dir)
+		}
+		p := startTrain(t, bin, args...)
+		// Wait for a checkpoint of this run, so that every kill costs work
+		// that a checkpoint protects.
+		p.waitFor(t, "a checkpoint after the resumed step", func() bool { return newestCheckpointStep(dir) > resumeFrom })
+		moment := ""
+		if kill == duringSave {
+			moment = "while a checkpoint was written"
+			p.waitForSave(t, dir)
+		} else {
+			delay := time.Duration(rng.IntN(1500)) * time.Millisecond
+			moment = fmt.Sprintf("%v after a checkpoint", delay)
+			time.Sleep(delay)
+		}
+		if err := p.signalAndWait(t, syscall.SIGKILL); err == nil {
+			t.Fatalf("kill %d: train finished before SIGKILL; raise steps", kill+1)
+		}
+		killedAt, newest := lastStep(t, dir), newestCheckpointStep(dir)
+		t.Logf("kill %d %s: last step logged %d, newest checkpoint %d", kill+1, moment, killedAt, newest)
+		checkCheckpoints(t, dir)
+		if lost := killedAt - newest; lost > checkpointEvery {
+			t.Errorf("kill %d: last step logged %d, newest checkpoint %d: lost %d steps, want at most %d (--checkpoint-every)",
+				kill+1, killedAt, newest, lost, checkpointEvery)
+		}
+	}
+
+	// Resume once more and finish.
+	final := startTrain(t, bin, "train", "--out", dir, "--resume", "--log-level", "warn")
+	select {
+	case err := <-final.done:
+		final.done <- err
+		if err != nil {
+			t.Fatalf("final resumed run: %v; stderr:\n%s", err, final.stderr.String())
+		}
+	case <-time.After(waitTimeout):
+		t.Fatalf("final resumed run did not finish in %v", waitTimeout)
+	}
+	checkCheckpoints(t, dir)
+	if got := newestCheckpointStep(dir); got != steps {
+		t.Errorf("newest checkpoint after the run finished is step %d, want %d", got, steps)
+	}
+	entries, err := os.ReadDir(trainrun.CheckpointsDir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "step-") {
+			t.Errorf("checkpoints folder keeps %s after the run finished, want only step-N folders", e.Name())
+		}
+	}
+	records := readMetrics(t, dir)
+	for i, r := range records {
+		if r.Step != int64(i+1) {
+			t.Fatalf("metrics record %d is step %d, want %d: every step logged once, in order", i, r.Step, i+1)
+		}
+	}
+
+	reference := filepath.Join(t.TempDir(), "reference")
+	if _, stderr, err := execute(t, microTrainArgs(reference, flags...)...); err != nil {
+		t.Fatalf("reference run: %v\nstderr:\n%s", err, stderr)
+	}
+	got, want := stepLosses(records), stepLosses(readMetrics(t, reference))
+	for step := int64(1); step <= steps; step++ {
+		if got[step] != want[step] {
+			t.Errorf("step %d losses (image, text) = %v, want %v as in the uninterrupted run", step, got[step], want[step])
+		}
+	}
+}
+
+// waitForSave polls the checkpoints folder of the run in dir until a
+// checkpoint is being written, which its staging folder shows.
+func (p *trainProcess) waitForSave(t *testing.T, dir string) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for time.Now().Before(deadline) {
+		entries, _ := os.ReadDir(trainrun.CheckpointsDir(dir))
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), ".staging-") {
+				return
+			}
+		}
+		select {
+		case err := <-p.done:
+			p.done <- err
+			t.Fatalf("train exited (%v) before a checkpoint save; stderr:\n%s", err, p.stderr.String())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	t.Fatalf("no checkpoint save seen in %v; stderr:\n%s", waitTimeout, p.stderr.String())
+}
+
+// checkCheckpoints fails t unless every checkpoint of the run in dir reads
+// back with its run state.
+func checkCheckpoints(t *testing.T, dir string) {
+	t.Helper()
+	paths, err := native.Checkpoints(trainrun.CheckpointsDir(dir))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("checkpoints of %s = %v, %v; want at least one", dir, paths, err)
+	}
+	for _, path := range paths {
+		if _, err := native.ReadCheckpoint(path); err != nil {
+			t.Errorf("checkpoint %s is unreadable: %v", path, err)
+		}
+		if _, err := trainrun.FindCheckpoint(path, -1); err != nil {
+			t.Errorf("checkpoint %s: %v", path, err)
+		}
+		state, err := os.ReadFile(filepath.Join(path, "run-state.json"))
+		if err != nil || !json.Valid(state) {
+			t.Errorf("checkpoint %s has no valid run-state.json: %v", path, err)
+		}
+	}
+}
+
+// fileSizeBlocks is the file size limit of TestTrainCheckpointWriteFails in
+// the shell's ulimit -f blocks: 512 bytes in POSIX sh, 1024 in bash, so
+// 1 or 2 MiB. Either is above every file a micro run writes except a
+// checkpoint's data file, about 20 MB.
+const fileSizeBlocks = 2048
+
+// TestTrainCheckpointWriteFails resumes a run with a file size limit that
+// the next checkpoint's data file exceeds, as on a full disk: the write
+// fails with EFBIG inside GoMLX's checkpoint writer. The run must stop
+// with an error that names the cause, keep the earlier checkpoint as the
+// newest and readable, leave no partial checkpoint, and resume from it
+// once the limit is gone.
+func TestTrainCheckpointWriteFails(t *testing.T) {
+	bin := buildCLI(t)
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh to set the file size limit with:", err)
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	flags := []string{"--steps", "4", "--log-every", "1", "--checkpoint-every", "4", "--eval-every", "0"}
+	if _, stderr, err := execute(t, microTrainArgs(dir, flags...)...); err != nil {
+		t.Fatalf("first run: %v\nstderr:\n%s", err, stderr)
+	}
+	before := newestCheckpointStep(dir)
+
+	limited := exec.Command(sh, "-c", `ulimit -f "$0" && exec "$@"`, fmt.Sprint(fileSizeBlocks),
+		bin, "train", "--out", dir, "--resume", "--steps", "8", "--log-level", "warn")
+	output, err := limited.CombinedOutput()
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 {
+		t.Fatalf("train with a %d-block file size limit: %v, want exit status 1; output:\n%s", fileSizeBlocks, err, output)
+	}
+	if want := "save checkpoint:"; !strings.Contains(string(output), want) || !strings.Contains(string(output), "file too large") {
+		t.Errorf("train with a file size limit: output lacks %q and \"file too large\":\n%s", want, output)
+	}
+	if got := newestCheckpointStep(dir); got != before {
+		t.Errorf("newest checkpoint after the failed save is step %d, want the earlier %d", got, before)
+	}
+	checkCheckpoints(t, dir)
+	entries, err := os.ReadDir(trainrun.CheckpointsDir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "step-") {
+			t.Errorf("the failed save left %s in the checkpoints folder", e.Name())
+		}
+	}
+
+	if _, stderr, err := execute(t, "train", "--out", dir, "--resume", "--steps", "8", "--log-level", "warn"); err != nil {
+		t.Fatalf("resume without the limit: %v\nstderr:\n%s", err, stderr)
+	}
+	if got := newestCheckpointStep(dir); got != 8 {
+		t.Errorf("newest checkpoint after the resumed run is step %d, want 8", got)
 	}
 }

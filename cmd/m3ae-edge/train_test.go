@@ -106,7 +106,7 @@ func TestTrainAndExport(t *testing.T) {
 	if err != nil {
 		t.Fatalf("train: %v\nstderr:\n%s", err, stderr)
 	}
-	for _, want := range []string{"2,026,602 parameters", "8 paired (of 48)", "peak 0.003, warmup 1 steps", "held-out: masked-patch MSE", "finished step 30 of 30"} {
+	for _, want := range []string{"2,026,602 parameters", "8 paired (of 48)", "peak 0.003, warmup 1 step,", "held-out: masked-patch MSE", "finished step 30 of 30"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("train output lacks %q:\n%s", want, stdout)
 		}

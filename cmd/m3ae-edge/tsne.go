@@ -169,8 +169,8 @@ func runTSNE(cmd *cobra.Command, logger *slog.Logger, opts tsneOptions) error {
 	}
 	logger.Info("wrote points", "path", opts.csvPath, "rows", n)
 
-	_, err = fmt.Fprintf(cmd.OutOrStdout(), "t-SNE of %d examples in %d classes: KL divergence %.4f nats after %d iterations\nplot %s, points %s\n",
-		n, countDistinct(labels), result.KLDivergence, opts.tsne.Iterations, opts.outPath, opts.csvPath)
+	_, err = fmt.Fprintf(cmd.OutOrStdout(), "t-SNE of %s in %s: KL divergence %.4f nats after %s\nplot %s, points %s\n",
+		countNoun(n, "example"), countNoun(countDistinct(labels), "class"), result.KLDivergence, countNoun(opts.tsne.Iterations, "iteration"), opts.outPath, opts.csvPath)
 	return err
 }
 

@@ -100,7 +100,13 @@ func OpenCaptions(path string, opts CaptionsOptions) (*CaptionsSource, error) {
 		}
 		return nil
 	}
-	if err := parse(s, bufio.NewReader(f), handleBad); err != nil {
+	lines := &lineLimitReader{r: f, limit: maxTextLineBytes}
+	if err := parse(s, bufio.NewReader(lines), handleBad); err != nil {
+		var tooLong *lineTooLongError
+		if errors.As(err, &tooLong) {
+			return nil, fmt.Errorf("%w: captions file %s: line %d is over %d bytes: split the file into one record per line, with captions under %d bytes",
+				ErrInvalidData, path, tooLong.line, maxTextLineBytes, maxTextLineBytes)
+		}
 		return nil, err
 	}
 	if s.skipped > 0 {
@@ -143,22 +149,11 @@ func (s *CaptionsSource) Example(i int) (Example, error) {
 	return ex, nil
 }
 
-// readImageFile reads an image file, rejecting one over core.MaxImageBytes
-// before reading it.
+// readImageFile reads an image file with core.ReadImageFile, which stops
+// after core.MaxImageBytes+1 bytes even if the file became a device or a
+// pipe after OpenCaptions checked it.
 func readImageFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if info.Size() > core.MaxImageBytes {
-		return nil, fmt.Errorf("image %s is %d bytes, over the limit of %d: downscale or recompress it", path, info.Size(), core.MaxImageBytes)
-	}
-	return io.ReadAll(f)
+	return core.ReadImageFile(path)
 }
 
 // parseJSONL reads one JSON object per line; blank lines are ignored.
@@ -297,4 +292,39 @@ func (s *CaptionsSource) addRecord(line int, image, caption string, label int) e
 	}
 	s.records = append(s.records, record)
 	return nil
+}
+
+// lineLimitReader passes r through and fails with a *lineTooLongError once
+// a line runs past limit bytes, so that one endless line cannot make a
+// reader buffer the whole file. Captions far shorter than the limit are
+// already more than the tokenizer reads (core.MaxInputBytes).
+type lineLimitReader struct {
+	r     io.Reader
+	limit int
+	// line counts the newlines read so far, and run is the length of the
+	// line being read.
+	line, run int
+}
+
+// lineTooLongError reports the first line over the limit.
+type lineTooLongError struct{ line int }
+
+func (e *lineTooLongError) Error() string {
+	return fmt.Sprintf("line %d is too long", e.line)
+}
+
+func (l *lineLimitReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	for i, b := range p[:n] {
+		if b == '\n' {
+			l.line++
+			l.run = 0
+			continue
+		}
+		l.run++
+		if l.run > l.limit {
+			return i, &lineTooLongError{line: l.line + 1}
+		}
+	}
+	return n, err
 }

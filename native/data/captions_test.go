@@ -237,7 +237,7 @@ func TestDecodeUnreadableImage(t *testing.T) {
 	}
 }
 
-func readFixture(t *testing.T, name string) []byte {
+func readFixture(t testing.TB, name string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(pipelineDir, name))
 	if err != nil {

@@ -20,8 +20,9 @@ type TextSource struct {
 	lineNumbers []int
 }
 
-// maxTextLineBytes bounds one line of a text file; the tokenizer reads at
-// most the first core.MaxInputBytes (64 KiB) of a caption anyway.
+// maxTextLineBytes bounds one line of a text file or a captions file; the
+// tokenizer reads at most the first core.MaxInputBytes (64 KiB) of a
+// caption anyway.
 const maxTextLineBytes = 1 << 20
 
 // OpenTextLines reads the text file at path.

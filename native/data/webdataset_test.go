@@ -187,7 +187,7 @@ func TestSplitSampleName(t *testing.T) {
 
 // makeTar returns a tar file of the given name, data, name, data, ...
 // entries. A string data argument is written as bytes.
-func makeTar(t *testing.T, entries ...any) []byte {
+func makeTar(t testing.TB, entries ...any) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	w := tar.NewWriter(&b)

@@ -48,7 +48,9 @@ func CheckpointsDir(dir string) string { return filepath.Join(dir, checkpointsDi
 //
 // The trainer writes its checkpoint into a staging folder, run-state.json
 // is added there, and only the complete folder is renamed to its final
-// name, which is atomic within one file system. Old checkpoints are
+// name, which is atomic within one file system. Each folder is flushed to
+// stable storage before the rename that publishes it, so a power loss
+// cannot publish a folder whose entries are missing. Old checkpoints are
 // renamed away before they are deleted, for the same reason.
 func saveCheckpoint(trainer *native.Trainer, dir string, state runState, keep int) (string, error) {
 	final := native.CheckpointPath(dir, trainer.GlobalStep())
@@ -77,7 +79,13 @@ func saveCheckpoint(trainer *native.Trainer, dir string, state runState, keep in
 	if err := os.Chmod(saved, 0o755); err != nil {
 		return "", fmt.Errorf("save checkpoint: %w", err)
 	}
+	if err := syncFolder(saved); err != nil {
+		return "", fmt.Errorf("save checkpoint: %w", err)
+	}
 	if err := os.Rename(saved, final); err != nil {
+		return "", fmt.Errorf("save checkpoint: %w", err)
+	}
+	if err := syncFolder(dir); err != nil {
 		return "", fmt.Errorf("save checkpoint: %w", err)
 	}
 	if keep > 0 {
@@ -86,6 +94,19 @@ func saveCheckpoint(trainer *native.Trainer, dir string, state runState, keep in
 		}
 	}
 	return final, nil
+}
+
+// syncFolder flushes the entries of the folder at path to stable storage.
+func syncFolder(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if closeErr := f.Close(); err == nil {
+		err = closeErr
+	}
+	return err
 }
 
 // pruneCheckpoints deletes all but the newest keep checkpoints of dir.

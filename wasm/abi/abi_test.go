@@ -318,3 +318,41 @@ func FuzzDecodeResponses(f *testing.F) {
 		DecodeConfig(data)
 	})
 }
+
+// TestDecodeRequestsRejectOverMaxRequestBytes decodes zero-filled requests
+// one byte over MaxRequestBytes. Both decoders must reject them by length
+// alone; the buffer's pages are never touched, so the test allocates no
+// real memory.
+func TestDecodeRequestsRejectOverMaxRequestBytes(t *testing.T) {
+	big := make([]byte, MaxRequestBytes+1)
+	want := "over the limit of 268435456 (MaxRequestBytes)"
+	if _, err := DecodeEmbedRequest(big); !errors.Is(err, ErrInvalidRequest) || !strings.Contains(err.Error(), want) {
+		t.Errorf("DecodeEmbedRequest(%d bytes) error = %v, want ErrInvalidRequest containing %q", len(big), err, want)
+	}
+	if _, err := DecodeReconstructRequest(big); !errors.Is(err, ErrInvalidRequest) || !strings.Contains(err.Error(), want) {
+		t.Errorf("DecodeReconstructRequest(%d bytes) error = %v, want ErrInvalidRequest containing %q", len(big), err, want)
+	}
+	// A request at the limit passes the length check and fails later, on
+	// its content: all zeros is no image, no caption and pooling 0, with
+	// bytes left over.
+	if _, err := DecodeEmbedRequest(big[:MaxRequestBytes]); err == nil || strings.Contains(err.Error(), "MaxRequestBytes") {
+		t.Errorf("DecodeEmbedRequest(%d zero bytes) error = %v, want one about its content, not its length", MaxRequestBytes, err)
+	}
+}
+
+// TestDecodeRequestsRejectPixelsOverLimit decodes a pixel image whose
+// header claims 8000x5001 pixels, one row over core.MaxImagePixels, with
+// no pixel data: the size must be rejected from the header.
+func TestDecodeRequestsRejectPixelsOverLimit(t *testing.T) {
+	var e encoder
+	e.u8(imagePixels)
+	e.u32(8000)
+	e.u32(5001)
+	want := "pixels are 8000x5001, over the limit of 40000000 pixels (core.MaxImagePixels)"
+	if _, err := DecodeEmbedRequest(e.buf); !errors.Is(err, ErrInvalidRequest) || !strings.Contains(err.Error(), want) {
+		t.Errorf("DecodeEmbedRequest(8000x5001 pixel header) error = %v, want ErrInvalidRequest containing %q", err, want)
+	}
+	if _, err := DecodeReconstructRequest(e.buf); !errors.Is(err, ErrInvalidRequest) || !strings.Contains(err.Error(), want) {
+		t.Errorf("DecodeReconstructRequest(8000x5001 pixel header) error = %v, want ErrInvalidRequest containing %q", err, want)
+	}
+}

@@ -34,22 +34,38 @@ var (
 	cacheDir string
 )
 
+// fixturesEnv names the folder of the fixtures that the process running
+// the tests built. go test -fuzz runs a fuzz target in worker processes of
+// the same test binary, which find the folder here and reuse its modules
+// and compiled code, so they start in about a second instead of building
+// the modules again.
+const fixturesEnv = "M3AE_HOST_TEST_FIXTURES"
+
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
 }
 
 func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "m3ae-host-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	dir := os.Getenv(fixturesEnv)
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "m3ae-host-test-"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		if err := buildFixtures(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		os.Setenv(fixturesEnv, dir)
 	}
-	defer os.RemoveAll(dir)
-	if err := buildFixtures(dir); err != nil {
+	if err := readFixtures(dir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	cacheDir = filepath.Join(dir, "wazero-cache")
+	var err error
 	if cache, err = wazero.NewCompilationCacheWithDir(cacheDir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -58,22 +74,25 @@ func runTests(m *testing.M) int {
 	return m.Run()
 }
 
+// buildFixtures builds the plugin and the test guest into dir.
 func buildFixtures(dir string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	if err := harness.BuildPlugin(ctx, filepath.Join(dir, "m3ae-plugin.wasm")); err != nil {
+		return err
+	}
+	return harness.BuildGuest(ctx, filepath.Join(dir, "testguest.wasm"), "../../testdata/wasm/testguest")
+}
+
+// readFixtures reads the modules that buildFixtures wrote into dir and
+// writes the micro model.
+func readFixtures(dir string) error {
 	pluginPath = filepath.Join(dir, "m3ae-plugin.wasm")
-	if err := harness.BuildPlugin(ctx, pluginPath); err != nil {
-		return err
-	}
-	guestPath := filepath.Join(dir, "testguest.wasm")
-	if err := harness.BuildGuest(ctx, guestPath, "../../testdata/wasm/testguest"); err != nil {
-		return err
-	}
 	var err error
 	if pluginWasm, err = os.ReadFile(pluginPath); err != nil {
 		return err
 	}
-	if guestWasm, err = os.ReadFile(guestPath); err != nil {
+	if guestWasm, err = os.ReadFile(filepath.Join(dir, "testguest.wasm")); err != nil {
 		return err
 	}
 	microModel, err = harness.ModelFile("micro", modelSeed)
