@@ -106,14 +106,33 @@ bench: wasm
 	.ci/peers
 	$(GO) run ./cmd/m3ae-bench -browser build/m3ae.wasm -plugin build/m3ae-plugin.wasm
 
-## wasm: build/m3ae.wasm (browser, GOOS=js), build/m3ae-plugin.wasm
-## (wazero plugin, GOOS=wasip1 reactor) and the wasm_exec.js the browser
-## module needs. The name sections stay in, so traps show function names.
+## wasm: the browser module (GOOS=js) and the wazero plugin (GOOS=wasip1
+## reactor) in two flavors with the same outputs: build/m3ae.wasm and
+## build/m3ae-plugin.wasm with scalar kernels (the go on PATH, Go 1.26), and
+## build/m3ae-simd.wasm and build/m3ae-plugin-simd.wasm with WebAssembly
+## SIMD kernels ($(SIMD_GOTOOLCHAIN) with GOEXPERIMENT=simd, which the go
+## command fetches from the module proxy on first use), plus the
+## wasm_exec.js that both browser modules need. The name sections stay in,
+## so traps show function names.
+SIMD_GOTOOLCHAIN ?= go1.27.3
+SCALAR_WASM_ENV = GOTOOLCHAIN=local GOEXPERIMENT=
+SIMD_WASM_ENV = GOTOOLCHAIN=$(SIMD_GOTOOLCHAIN) GOEXPERIMENT=simd
 wasm:
 	mkdir -p build
-	GOOS=js GOARCH=wasm $(GO) build -trimpath -o build/m3ae.wasm ./wasm/browser
-	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o build/m3ae-plugin.wasm ./wasm/plugin
-	cp "$$($(GO) env GOROOT)/lib/wasm/wasm_exec.js" build/wasm_exec.js
+	$(SCALAR_WASM_ENV) GOOS=js GOARCH=wasm $(GO) build -trimpath -o build/m3ae.wasm ./wasm/browser
+	$(SCALAR_WASM_ENV) GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o build/m3ae-plugin.wasm ./wasm/plugin
+	$(SIMD_WASM_ENV) GOOS=js GOARCH=wasm $(GO) build -trimpath -o build/m3ae-simd.wasm ./wasm/browser
+	$(SIMD_WASM_ENV) GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o build/m3ae-plugin-simd.wasm ./wasm/plugin
+	$(MAKE) --no-print-directory wasm-exec-js WASM_EXEC_DIR=build
+
+# wasm-exec-js copies the go on PATH's wasm_exec.js into $(WASM_EXEC_DIR)
+# and fails when $(SIMD_GOTOOLCHAIN) ships a different one, because the page
+# loads one wasm_exec.js for either module.
+.PHONY: wasm-exec-js
+wasm-exec-js:
+	cp "$$($(SCALAR_WASM_ENV) $(GO) env GOROOT)/lib/wasm/wasm_exec.js" $(WASM_EXEC_DIR)/wasm_exec.js
+	@cmp -s $(WASM_EXEC_DIR)/wasm_exec.js "$$($(SIMD_WASM_ENV) $(GO) env GOROOT)/lib/wasm/wasm_exec.js" || \
+		{ echo "wasm_exec.js of $(SIMD_GOTOOLCHAIN) differs from the one of $$($(SCALAR_WASM_ENV) $(GO) env GOVERSION): serve each module with its own" >&2; exit 1; }
 
 ## bench-wasm: the wasm group of cmd/m3ae-bench alone: module sizes, plugin
 ## start-up, and embed and reconstruct latency natively, in wazero and in
@@ -122,14 +141,17 @@ wasm:
 bench-wasm: wasm
 	$(GO) run ./cmd/m3ae-bench -groups wasm -browser build/m3ae.wasm -plugin build/m3ae-plugin.wasm
 
-## demo: build the browser module and its wasm_exec.js into www/static,
-## build bin/m3ae-edge with the page, the module and the default model
-## embedded, and serve the demo at http://$(DEMO_ADDR)/ until Ctrl-C.
+## demo: build both flavors of the browser module (see wasm) and their
+## wasm_exec.js into www/static, build bin/m3ae-edge with the page, the
+## modules and the default model embedded, and serve the demo at
+## http://$(DEMO_ADDR)/ until Ctrl-C. The page loads m3ae-simd.wasm where
+## the browser supports WebAssembly SIMD and m3ae.wasm elsewhere.
 DEMO_ADDR ?= 127.0.0.1:8080
 .PHONY: demo
 demo:
-	GOOS=js GOARCH=wasm $(GO) build -trimpath -o www/static/m3ae.wasm ./wasm/browser
-	cp "$$($(GO) env GOROOT)/lib/wasm/wasm_exec.js" www/static/wasm_exec.js
+	$(SCALAR_WASM_ENV) GOOS=js GOARCH=wasm $(GO) build -trimpath -o www/static/m3ae.wasm ./wasm/browser
+	$(SIMD_WASM_ENV) GOOS=js GOARCH=wasm $(GO) build -trimpath -o www/static/m3ae-simd.wasm ./wasm/browser
+	$(MAKE) --no-print-directory wasm-exec-js WASM_EXEC_DIR=www/static
 	$(GO) build -o bin/m3ae-edge ./cmd/m3ae-edge
 	bin/m3ae-edge serve --addr $(DEMO_ADDR)
 

@@ -4,7 +4,7 @@ import "testing"
 
 // Benchmarks of the forward pass on random weights, one example per call:
 //
-//	go test ./core -run '^$' -bench 'Embed|Reconstruct' -benchmem
+//	go test ./core -run '^$' -bench 'MatMul|Embed|Reconstruct' -benchmem
 
 func benchModel(b *testing.B, preset string) (*Model, Inputs, Masks) {
 	b.Helper()
@@ -67,8 +67,10 @@ func BenchmarkMatMul(b *testing.B) {
 			for i := range w {
 				w[i] = float32(i%5) * 0.1
 			}
+			layer := packDense(w, bias, s.in, s.out)
+			var scratch matMulScratch
 			for b.Loop() {
-				matMul(dst, x, w, bias, s.rows, s.in, s.out)
+				matMul(dst, x, &layer, s.rows, &scratch)
 			}
 			flops := 2 * float64(s.rows*s.in*s.out) * float64(b.N)
 			b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")

@@ -26,85 +26,6 @@ const layerNormEps = 1e-6
 // turns it into an exact 0.
 const maskedScore = -1e7
 
-// matMul sets dst[rows, out] = x[rows, in] · w[in, out] + bias[out], with
-// w in flax's [in, out] layout (element (k, j) at k*out + j). A nil bias
-// counts as zeros. Each output element starts from its bias and adds the
-// products over k in ascending order, whatever the tiling, so the bits do
-// not depend on rows or on the position of the element in a tile.
-func matMul(dst, x, w, bias []float32, rows, in, out int) {
-	if rows == 0 || out == 0 {
-		return
-	}
-	_ = dst[rows*out-1]
-	_ = x[rows*in-1]
-	_ = w[in*out-1]
-
-	// Register tiles of 2 rows by 4 columns. Walking the column tiles in the
-	// outer loop keeps one [in, 4] strip of w in cache while every row pair
-	// passes over it.
-	j := 0
-	for ; j+4 <= out; j += 4 {
-		b0, b1, b2, b3 := biasAt(bias, j), biasAt(bias, j+1), biasAt(bias, j+2), biasAt(bias, j+3)
-		i := 0
-		for ; i+2 <= rows; i += 2 {
-			x0 := x[i*in : i*in+in]
-			x1 := x[(i+1)*in : (i+1)*in+in]
-			x1 = x1[:len(x0)]
-			a00, a01, a02, a03 := b0, b1, b2, b3
-			a10, a11, a12, a13 := b0, b1, b2, b3
-			p := j
-			for k, v0 := range x0 {
-				v1 := x1[k]
-				wk := w[p : p+4 : p+4]
-				c0, c1, c2, c3 := wk[0], wk[1], wk[2], wk[3]
-				a00 += float32(v0 * c0)
-				a01 += float32(v0 * c1)
-				a02 += float32(v0 * c2)
-				a03 += float32(v0 * c3)
-				a10 += float32(v1 * c0)
-				a11 += float32(v1 * c1)
-				a12 += float32(v1 * c2)
-				a13 += float32(v1 * c3)
-				p += out
-			}
-			d0 := dst[i*out+j : i*out+j+4]
-			d0[0], d0[1], d0[2], d0[3] = a00, a01, a02, a03
-			d1 := dst[(i+1)*out+j : (i+1)*out+j+4]
-			d1[0], d1[1], d1[2], d1[3] = a10, a11, a12, a13
-		}
-		if i < rows {
-			matMulColumns(dst, x, w, bias, i, in, out, j, j+4)
-		}
-	}
-	if j < out {
-		for i := range rows {
-			matMulColumns(dst, x, w, bias, i, in, out, j, out)
-		}
-	}
-}
-
-// matMulColumns computes row i of matMul for columns [from, to), in the
-// same summation order as the tiles.
-func matMulColumns(dst, x, w, bias []float32, i, in, out, from, to int) {
-	xi := x[i*in : i*in+in]
-	for j := from; j < to; j++ {
-		acc := biasAt(bias, j)
-		p := j
-		for _, v := range xi {
-			acc += float32(v * w[p])
-			p += out
-		}
-		dst[i*out+j] = acc
-	}
-}
-
-func biasAt(bias []float32, j int) float32 {
-	if bias == nil {
-		return 0
-	}
-	return bias[j]
-}
-
 // layerNorm sets each row of dst[rows, width] to the normalized row of
 // x[rows, width], scaled and shifted: (x - mean) / sqrt(var + eps) * scale
 // + bias, with the biased variance over the row as flax computes it. dst
@@ -144,8 +65,8 @@ func addInPlace(dst, src []float32) {
 	}
 }
 
-// geluInPlace applies gelu32 to every element of x.
-func geluInPlace(x []float32) {
+// geluInPlaceScalar applies gelu32 to every element of x.
+func geluInPlaceScalar(x []float32) {
 	for i, v := range x {
 		x[i] = gelu32(v)
 	}
@@ -190,7 +111,12 @@ func softmaxInPlace(x []float32) {
 // [H, Dh] with head h at columns h*Dh..(h+1)*Dh-1 of its third. Keys with
 // keyPad[j] true get maskedScore before the softmax. dst[n, width] receives
 // the heads' outputs concatenated, head h at columns h*Dh..(h+1)*Dh-1.
-// probs is scratch of at least n elements.
+//
+// probs is scratch of at least n elements. With attentionScratchSize(n, Dh)
+// elements, each head's keys are first transposed into it, so that the
+// scores of several keys are computed side by side, in SIMD lanes where
+// built. Both ways give the same bits, because each score still sums its
+// products over the head's dimensions in ascending order.
 //
 // weights, when not nil, receives every query's probabilities [H, n, n],
 // element (h, i, j) at (h*n+i)*n + j. The softmax then runs in that row in
@@ -200,6 +126,10 @@ func attention(dst, qkv, probs []float32, keyPad []bool, n, numHeads, headDim in
 	width := numHeads * headDim
 	stride := 3 * width
 	scale := float32(1 / math.Sqrt(float64(headDim)))
+	var keys []float32 // [Dh, keyColumns(n)], the keys of one head transposed
+	if len(probs) >= attentionScratchSize(n, headDim) {
+		keys = probs[n:attentionScratchSize(n, headDim)]
+	}
 	probs = probs[:n]
 	keyPad = keyPad[:n]
 	if weights != nil {
@@ -210,6 +140,9 @@ func attention(dst, qkv, probs []float32, keyPad []bool, n, numHeads, headDim in
 		qOffset := h * headDim
 		kOffset := width + h*headDim
 		vOffset := 2*width + h*headDim
+		if keys != nil {
+			transposeKeys(keys, qkv, n, stride, kOffset, headDim)
+		}
 		for i := range n {
 			row := probs
 			if weights != nil {
@@ -219,31 +152,115 @@ func attention(dst, qkv, probs []float32, keyPad []bool, n, numHeads, headDim in
 
 			// Scores of query i against every key: q·k * Dh^-0.5.
 			q := qkv[i*stride+qOffset : i*stride+qOffset+headDim]
-			for j := range n {
-				if keyPad[j] {
+			if keys != nil {
+				attentionScores(row, q, keys, scale)
+			} else {
+				attentionScoresDirect(row, q, qkv, stride, kOffset, scale)
+			}
+			for j, pad := range keyPad {
+				if pad {
 					row[j] = maskedScore
-					continue
 				}
-				k := qkv[j*stride+kOffset : j*stride+kOffset+headDim]
-				k = k[:len(q)]
-				var dot float32
-				for d, qd := range q {
-					dot += float32(qd * k[d])
-				}
-				row[j] = float32(dot * scale)
 			}
 			softmaxInPlace(row)
 
 			// Weighted sum of the values, keys in ascending order.
 			out := dst[i*width+qOffset : i*width+qOffset+headDim]
-			clear(out)
-			for j, p := range row {
-				v := qkv[j*stride+vOffset : j*stride+vOffset+headDim]
-				v = v[:len(out)]
-				for d, vd := range v {
-					out[d] += float32(p * vd)
-				}
-			}
+			weightedRowSum(out, row, qkv[vOffset:], stride)
+		}
+	}
+}
+
+// attentionScratchSize returns the length of attention's probs scratch for
+// n tokens and head width headDim that lets it transpose the keys:
+// n probabilities, then [headDim, keyColumns(n)] keys.
+func attentionScratchSize(n, headDim int) int {
+	return n + headDim*keyColumns(n)
+}
+
+// keyColumns returns n rounded up to a multiple of 8, the row length of
+// the transposed keys, so that every block of 8 keys is whole.
+func keyColumns(n int) int { return (n + 7) &^ 7 }
+
+// transposeKeys sets keys[d*keyColumns(n) + j] to dimension d of key j of
+// one head, qkv[j*stride + offset + d], and the padding columns j >= n to
+// zero.
+func transposeKeys(keys, qkv []float32, n, stride, offset, headDim int) {
+	columns := keyColumns(n)
+	keys = keys[:headDim*columns]
+	for j := range n {
+		k := qkv[j*stride+offset : j*stride+offset+headDim]
+		for d, v := range k {
+			keys[d*columns+j] = v
+		}
+	}
+	for d := range headDim {
+		clear(keys[d*columns+n : (d+1)*columns])
+	}
+}
+
+// attentionScoresScalar sets row[j] to float32(q·k_j * scale) for every key
+// j of the transposed keys [len(q), keyColumns(len(row))], four keys side
+// by side. Each dot product starts from 0 and adds float32(q[d]*k_j[d]) in
+// ascending d, as attentionScoresDirect does.
+func attentionScoresScalar(row, q, keys []float32, scale float32) {
+	columns := keyColumns(len(row))
+	keys = keys[:len(q)*columns]
+	var block [4]float32
+	for j := 0; j < len(row); j += 4 {
+		var a0, a1, a2, a3 float32
+		for d, qd := range q {
+			k := keys[d*columns+j : d*columns+j+4 : d*columns+j+4]
+			a0 += float32(qd * k[0])
+			a1 += float32(qd * k[1])
+			a2 += float32(qd * k[2])
+			a3 += float32(qd * k[3])
+		}
+		block = [4]float32{float32(a0 * scale), float32(a1 * scale), float32(a2 * scale), float32(a3 * scale)}
+		copy(row[j:], block[:])
+	}
+}
+
+// attentionScoresDirect sets row[j] to float32(q·k_j * scale) for every key
+// j, reading key j at qkv[j*stride+offset:], four keys side by side.
+func attentionScoresDirect(row, q, qkv []float32, stride, offset int, scale float32) {
+	headDim := len(q)
+	j := 0
+	for ; j+4 <= len(row); j += 4 {
+		k0 := qkv[j*stride+offset : j*stride+offset+headDim]
+		k1 := qkv[(j+1)*stride+offset : (j+1)*stride+offset+headDim]
+		k2 := qkv[(j+2)*stride+offset : (j+2)*stride+offset+headDim]
+		k3 := qkv[(j+3)*stride+offset : (j+3)*stride+offset+headDim]
+		k0, k1, k2, k3 = k0[:len(q)], k1[:len(q)], k2[:len(q)], k3[:len(q)]
+		var a0, a1, a2, a3 float32
+		for d, qd := range q {
+			a0 += float32(qd * k0[d])
+			a1 += float32(qd * k1[d])
+			a2 += float32(qd * k2[d])
+			a3 += float32(qd * k3[d])
+		}
+		row[j], row[j+1], row[j+2], row[j+3] = float32(a0*scale), float32(a1*scale), float32(a2*scale), float32(a3*scale)
+	}
+	for ; j < len(row); j++ {
+		k := qkv[j*stride+offset : j*stride+offset+headDim]
+		k = k[:len(q)]
+		var dot float32
+		for d, qd := range q {
+			dot += float32(qd * k[d])
+		}
+		row[j] = float32(dot * scale)
+	}
+}
+
+// weightedRowSumScalar sets out[d] to the sum over j of
+// float32(weights[j] * v[j*stride+d]), starting from 0 and adding in
+// ascending j.
+func weightedRowSumScalar(out, weights, v []float32, stride int) {
+	clear(out)
+	for j, p := range weights {
+		row := v[j*stride : j*stride+len(out)]
+		for d, vd := range row {
+			out[d] += float32(p * vd)
 		}
 	}
 }

@@ -32,9 +32,10 @@ func dequantizeColumns(q []int8, scale []float32, in, out int) []float32 {
 	return w
 }
 
-// TestMatMulInt8MatchesDequantized checks the int8 kernel against the
-// reference: dequantize the whole kernel, then matMul. The tile kernel is
-// designed to give the same bits, so the comparison is exact.
+// TestMatMulInt8MatchesDequantized checks an int8 layer against the
+// reference: dequantize the whole kernel, then run it as a float32 layer.
+// The int8 layer dequantizes into a tile with the same float32 products,
+// so the comparison is exact.
 func TestMatMulInt8MatchesDequantized(t *testing.T) {
 	shapes := []struct{ rows, in, out int }{
 		{1, 1, 1}, {1, 5, 4}, {2, 3, 4}, {3, 5, 7}, {4, 8, 8}, {5, 17, 9}, {7, 33, 30}, {16, 32, 30522 % 64},
@@ -49,14 +50,13 @@ func TestMatMulInt8MatchesDequantized(t *testing.T) {
 				bias = uniformFloats(rng, s.out, 1)
 			}
 			want := make([]float32, s.rows*s.out)
-			matMul(want, x, dequantizeColumns(q, scale, s.in, s.out), bias, s.rows, s.in, s.out)
+			matMulFlax(want, x, dequantizeColumns(q, scale, s.in, s.out), bias, s.rows, s.in, s.out)
 
 			got := make([]float32, s.rows*s.out)
-			tile := make([]float32, 4*s.in)
-			matMulInt8(got, x, q, scale, bias, tile, s.rows, s.in, s.out)
+			matMulInt8Flax(got, x, q, scale, bias, s.rows, s.in, s.out)
 			for i := range got {
 				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-					t.Errorf("matMulInt8(%dx%dx%d, bias %v)[%d] = %v, want %v (bits of matMul on the dequantized kernel)",
+					t.Errorf("int8 matMul(%dx%dx%d, bias %v)[%d] = %v, want %v (bits of the float32 layer with the dequantized kernel)",
 						s.rows, s.in, s.out, withBias, i, got[i], want[i])
 					break
 				}
@@ -66,7 +66,7 @@ func TestMatMulInt8MatchesDequantized(t *testing.T) {
 }
 
 func TestMatMulInt8ZeroRows(t *testing.T) {
-	matMulInt8(nil, nil, make([]int8, 6), make([]float32, 3), nil, nil, 0, 2, 3) // must not panic
+	matMulInt8Flax(nil, nil, make([]int8, 6), make([]float32, 3), nil, 0, 2, 3) // must not panic
 }
 
 func TestDequantizeRow(t *testing.T) {
@@ -103,17 +103,19 @@ func BenchmarkMatMulInt8(b *testing.B) {
 		w := dequantizeColumns(q, scale, s.in, s.out)
 		bias := uniformFloats(rng, s.out, 1)
 		dst := make([]float32, s.rows*s.out)
-		tile := make([]float32, 4*s.in)
+		float32Layer := packDense(w, bias, s.in, s.out)
+		int8Layer := packDenseInt8(q, scale, bias, s.in, s.out)
+		var scratch matMulScratch
 		flops := 2 * float64(s.rows*s.in*s.out)
 		b.Run("float32/"+s.name, func(b *testing.B) {
 			for b.Loop() {
-				matMul(dst, x, w, bias, s.rows, s.in, s.out)
+				matMul(dst, x, &float32Layer, s.rows, &scratch)
 			}
 			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
 		b.Run("int8/"+s.name, func(b *testing.B) {
 			for b.Loop() {
-				matMulInt8(dst, x, q, scale, bias, tile, s.rows, s.in, s.out)
+				matMul(dst, x, &int8Layer, s.rows, &scratch)
 			}
 			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})

@@ -40,6 +40,20 @@ const (
 	attentionTolerance = 2e-6
 )
 
+// matMulFlax packs a float32 kernel w [in, out] in flax's layout (element
+// (k, j) at k*out + j) and runs matMul, as a Model runs a float32 layer.
+func matMulFlax(dst, x, w, bias []float32, rows, in, out int) {
+	d := packDense(w, bias, in, out)
+	matMul(dst, x, &d, rows, &matMulScratch{})
+}
+
+// matMulInt8Flax packs an int8 kernel q [in, out] with its column scales
+// and runs matMul, as a Model runs an int8 layer.
+func matMulInt8Flax(dst, x []float32, q []int8, scale, bias []float32, rows, in, out int) {
+	d := packDenseInt8(q, scale, bias, in, out)
+	matMul(dst, x, &d, rows, &matMulScratch{})
+}
+
 func uniformFloats(rng *rand.Rand, n int, scale float64) []float32 {
 	s := make([]float32, n)
 	for i := range s {
@@ -62,7 +76,7 @@ func TestMatMulMatchesFloat64(t *testing.T) {
 				bias = uniformFloats(rng, s.out, 1)
 			}
 			dst := make([]float32, s.rows*s.out)
-			matMul(dst, x, w, bias, s.rows, s.in, s.out)
+			matMulFlax(dst, x, w, bias, s.rows, s.in, s.out)
 
 			for i := range s.rows {
 				for j := range s.out {
@@ -95,11 +109,11 @@ func TestMatMulRowsIndependent(t *testing.T) {
 	w := uniformFloats(rng, in*out, 1)
 	bias := uniformFloats(rng, out, 1)
 	all := make([]float32, rows*out)
-	matMul(all, x, w, bias, rows, in, out)
+	matMulFlax(all, x, w, bias, rows, in, out)
 
 	one := make([]float32, out)
 	for i := range rows {
-		matMul(one, x[i*in:(i+1)*in], w, bias, 1, in, out)
+		matMulFlax(one, x[i*in:(i+1)*in], w, bias, 1, in, out)
 		for j := range out {
 			if math.Float32bits(one[j]) != math.Float32bits(all[i*out+j]) {
 				t.Errorf("matMul(row %d alone)[%d] = %v, want %v (bits of the %d-row product)", i, j, one[j], all[i*out+j], rows)
@@ -109,7 +123,7 @@ func TestMatMulRowsIndependent(t *testing.T) {
 }
 
 func TestMatMulZeroRows(t *testing.T) {
-	matMul(nil, nil, make([]float32, 6), nil, 0, 2, 3) // must not panic
+	matMulFlax(nil, nil, make([]float32, 6), nil, 0, 2, 3) // must not panic
 }
 
 func TestLayerNormMatchesFloat64(t *testing.T) {

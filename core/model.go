@@ -10,29 +10,24 @@ import (
 // Reconstruct allocate only the slices they return.
 //
 // A Model is not safe for concurrent use, because every call writes the
-// shared scratch buffers. Use one Model per goroutine. Models built from
-// the same ModelFile share its weight memory.
+// shared scratch buffers. Use one Model per goroutine. Natively, a large
+// matrix product runs on several goroutines inside one call, with the same
+// bits as on one.
 //
-// A Model of an int8 file keeps the int8 weights as stored and computes in
-// float32: each matrix product dequantizes four kernel columns at a time
-// into a scratch tile, and the text embedding dequantizes one row per
-// token. So its weights take about a quarter of the float32 memory: the
-// biases, LayerNorm parameters and scales stay float32.
+// NewModel copies every dense kernel into column panels for the matmul
+// kernels, so a Model does not share the kernels with its ModelFile or
+// with other Models. The other tensors (embeddings, LayerNorms) stay
+// shared. A Model of an int8 file keeps its kernels int8 in the panels and
+// computes in float32. Each matrix product dequantizes two panels, 16
+// kernel columns, at a time into a scratch tile, and the text embedding
+// dequantizes one row per token. So its weights take about a quarter of
+// the float32 memory, because only the biases, LayerNorm parameters and
+// scales stay float32.
 type Model struct {
 	cfg Config
 	w   weights
 	pos positionTables
 	s   scratch
-}
-
-// dense is one dense layer, y = x·kernel + bias. A float32 file sets
-// kernel and an int8 file sets q and scale, whose kernel element (i, o) is
-// float32(q[i*out+o]) * scale[o].
-type dense struct {
-	kernel []float32 // [in, out], element (i, o) at i*out + o
-	q      []int8    // [in, out], element (i, o) at i*out + o
-	scale  []float32 // [out], the scale of column o at o
-	bias   []float32 // [out]
 }
 
 // embeddingTable is the text embedding [V, D]. A float32 file sets values
@@ -72,9 +67,9 @@ type transformer struct {
 	norm     norm // LayerNorm_0, after the last block
 }
 
-// weights holds every parameter of the model. The slices alias the
-// ModelFile's tensor data, float32 or int8, in their stored [in, out] and
-// row-major layouts.
+// weights holds every parameter of the model. The dense layers hold their
+// kernels packed into panels, and every other slice aliases the ModelFile's
+// tensor data in its stored row-major layout.
 type weights struct {
 	clsToken         []float32 // [D]
 	encoderImageType []float32 // [D]
@@ -110,15 +105,17 @@ type scratch struct {
 	qkv    []float32 // [L, 3W] qkv dense output, row i at i*3*width
 	heads  []float32 // [L, W] attention heads concatenated
 	hidden []float32 // [L, MLPRatio*W] MLP hidden layer, row i at i*hidden
-	probs  []float32 // [L] one query's attention scores, then probabilities
-	keyPad []bool    // [L] true where the token at that row is a text pad
+	// probs holds one query's attention scores, then probabilities [L],
+	// followed by one head's keys transposed [Dh, L rounded up to 8], for
+	// the wider Dh of the encoder and the decoder.
+	probs  []float32
+	keyPad []bool // [L] true where the token at that row is a text pad
 
 	patches   []float32 // [Np, p*p*C] kept patches gathered in ascending order
 	projected []float32 // [L, Dd] decoder input projection of the encoder rows
-	// tile holds four dequantized columns of an int8 kernel [in, 4], row k
-	// at 4*k, for the widest in of any dense layer. It is nil for float32
-	// models.
-	tile []float32
+	// matMul holds the int8 dequantization tiles and the state of products
+	// split across goroutines.
+	matMul matMulScratch
 }
 
 // NewModel checks mf with (*ModelFile).Validate, which checks every tensor
@@ -147,9 +144,6 @@ func NewModel(mf *ModelFile) (*Model, error) {
 		decoderText:  sinCos1D(cfg.TextLength, cfg.DecoderEmbedDim),
 	}
 	m.s = newScratch(cfg)
-	if mf.Quantization == QuantizationInt8 {
-		m.s.tile = make([]float32, 4*maxDenseInput(cfg))
-	}
 	return m, nil
 }
 
@@ -157,19 +151,19 @@ func NewModel(mf *ModelFile) (*Model, error) {
 func (m *Model) Config() Config { return m.cfg }
 
 // bindWeights points the weights at the tensors, which Validate has
-// already checked. A kernel or table stored as I8 binds its values and the
-// F32 scales stored beside it.
+// already checked, and packs every dense kernel into panels. A kernel or
+// table stored as I8 keeps its int8 values with the F32 scales stored
+// beside it.
 func bindWeights(cfg Config, tensors map[string]*Tensor) weights {
 	get := func(name string) []float32 { return tensors[name].F32 }
 	getDense := func(prefix string) dense {
-		d := dense{bias: get(prefix + ".bias")}
+		bias := get(prefix + ".bias")
 		kernel := tensors[prefix+".kernel"]
+		in, out := kernel.Shape[0], kernel.Shape[1]
 		if kernel.DType == I8 {
-			d.q, d.scale = kernel.I8, get(prefix+".kernel"+ScaleSuffix)
-		} else {
-			d.kernel = kernel.F32
+			return packDenseInt8(kernel.I8, get(prefix+".kernel"+ScaleSuffix), bias, in, out)
 		}
-		return d
+		return packDense(kernel.F32, bias, in, out)
 	}
 	getTable := func(name string, width int) embeddingTable {
 		e := embeddingTable{width: width}
@@ -243,6 +237,7 @@ func checkBufferSizes(cfg Config) error {
 		elements uint64
 	}{
 		{"transformer activations [L, W]", 6 * seqLen * width},
+		{"attention scores and keys [L + Dh*L]", seqLen + uint64(maxHeadDim(cfg))*((seqLen+7)&^7)},
 		{"MLP activations [L, mlp_ratio*W]", seqLen * uint64(cfg.MLPRatio) * width},
 		{"decoder input projections [L, Dd]", seqLen * uint64(cfg.DecoderEmbedDim)},
 		{"encoder outputs [L, D]", seqLen * uint64(cfg.EmbedDim)},
@@ -265,21 +260,13 @@ func checkBufferSizes(cfg Config) error {
 	return nil
 }
 
-// maxDenseInput returns the widest input of any dense layer, the rows of
-// the int8 dequantization tile.
-func maxDenseInput(cfg Config) int {
-	width := max(cfg.EmbedDim, cfg.DecoderEmbedDim)
-	return max(cfg.PatchDim(), cfg.MLPRatio*width)
-}
-
 // linear sets dst[rows, out] = x[rows, in]·kernel + bias for a float32 or
-// an int8 layer.
+// an int8 layer of in inputs and out outputs.
 func (m *Model) linear(dst, x []float32, d *dense, rows, in, out int) {
-	if d.q != nil {
-		matMulInt8(dst, x, d.q, d.scale, d.bias, m.s.tile, rows, in, out)
-		return
+	if in != d.in || out != d.out {
+		panic(fmt.Sprintf("core.Model.linear: called with %d inputs and %d outputs on a %dx%d layer", in, out, d.in, d.out))
 	}
-	matMul(dst, x, d.kernel, d.bias, rows, in, out)
+	matMul(dst, x, d, rows, &m.s.matMul)
 }
 
 // lookup sets dst[D] to the embedding of id, dequantizing it from an int8
@@ -292,6 +279,12 @@ func (e *embeddingTable) lookup(dst []float32, id int) {
 	copy(dst, e.values[id*e.width:(id+1)*e.width])
 }
 
+// maxHeadDim returns the wider attention head of the encoder and the
+// decoder.
+func maxHeadDim(cfg Config) int {
+	return max(cfg.HeadDim(), cfg.DecoderHeadDim())
+}
+
 func newScratch(cfg Config) scratch {
 	seqLen := cfg.SeqLen()
 	width := max(cfg.EmbedDim, cfg.DecoderEmbedDim)
@@ -301,7 +294,7 @@ func newScratch(cfg Config) scratch {
 		qkv:       make([]float32, seqLen*3*width),
 		heads:     make([]float32, seqLen*width),
 		hidden:    make([]float32, seqLen*cfg.MLPRatio*width),
-		probs:     make([]float32, seqLen),
+		probs:     make([]float32, attentionScratchSize(seqLen, maxHeadDim(cfg))),
 		keyPad:    make([]bool, seqLen),
 		patches:   make([]float32, cfg.NumPatches()*cfg.PatchDim()),
 		projected: make([]float32, seqLen*cfg.DecoderEmbedDim),

@@ -2,27 +2,43 @@ package core
 
 import "testing"
 
-// TestNewModelKeepsInt8Weights checks that an int8 model binds the file's
-// int8 tensors in place instead of dequantizing them.
+// TestNewModelKeepsInt8Weights checks that an int8 model packs the file's
+// int8 kernels as int8 and binds its int8 embedding table in place, instead
+// of dequantizing them.
 func TestNewModelKeepsInt8Weights(t *testing.T) {
-	mf := int8ModelFile(microConfig(t), 5)
+	cfg := microConfig(t)
+	mf := int8ModelFile(cfg, 5)
 	m, err := NewModel(mf)
 	if err != nil {
 		t.Fatalf("NewModel(int8 micro) error: %v", err)
 	}
 	qkv := m.w.encoder.blocks[0].qkv
-	if qkv.kernel != nil {
-		t.Errorf("NewModel(int8 micro): qkv kernel has %d float32 values, want none", len(qkv.kernel))
+	if qkv.panels != nil {
+		t.Errorf("NewModel(int8 micro): qkv kernel has %d float32 panel rows, want none", len(qkv.panels))
 	}
-	if stored := mf.Tensors[qkvKernel].I8; len(qkv.q) != len(stored) || &qkv.q[0] != &stored[0] {
-		t.Errorf("NewModel(int8 micro): qkv int8 values do not alias the file's tensor %q", qkvKernel)
+	stored := mf.Tensors[qkvKernel].I8
+	in, out := cfg.EmbedDim, 3*cfg.EmbedDim
+	if want := numPanels(out) * in * panelWidth; len(qkv.q) != want {
+		t.Fatalf("NewModel(int8 micro): qkv has %d int8 panel values, want %d", len(qkv.q), want)
+	}
+	for k := range in {
+		for j := range out {
+			if got, want := qkv.q[((j/panelWidth)*in+k)*panelWidth+j%panelWidth], stored[k*out+j]; got != want {
+				t.Fatalf("NewModel(int8 micro): packed qkv (%d, %d) = %d, want the file's %d", k, j, got, want)
+			}
+		}
 	}
 	table := m.w.textEmbedding
 	if table.values != nil || &table.q[0] != &mf.Tensors["text_embedding.embedding"].I8[0] {
 		t.Errorf("NewModel(int8 micro): text embedding is not the file's int8 table")
 	}
-	if want := 4 * 4 * 32; len(m.s.tile) != want {
-		t.Errorf("NewModel(int8 micro): tile has %d values, want %d (4 columns of the fc2 input 4*32)", len(m.s.tile), want)
+
+	c := oracleCases(t, cfg, 1)[0]
+	if _, err := m.Embed(c.in, PoolCLS); err != nil {
+		t.Fatal(err)
+	}
+	if want := 2 * 4 * cfg.EmbedDim; len(m.s.matMul.tiles) != want {
+		t.Errorf("int8 micro Embed: tiles have %d panel rows, want %d (two panels of the fc2 input 4*32)", len(m.s.matMul.tiles), want)
 	}
 }
 

@@ -1,6 +1,7 @@
 package wasm_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/m3ae-edge/m3ae-edge/core"
+	"github.com/m3ae-edge/m3ae-edge/quantize"
 	"github.com/m3ae-edge/m3ae-edge/wasm/harness"
 	"github.com/m3ae-edge/m3ae-edge/wasm/host"
 )
@@ -59,83 +61,151 @@ func loadInputs(t *testing.T) harness.Inputs {
 	return inputs
 }
 
-// TestOutputsMatchAcrossTargets hashes every output of every case natively,
-// through the wazero plugin and in a Web Worker in headless Chromium, and
-// requires the same bits everywhere.
-func TestOutputsMatchAcrossTargets(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	model, err := harness.ModelFile("micro", modelSeed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inputs := loadInputs(t)
+// crossTargetModel is one model file under test and the native digests of
+// its outputs, case by case.
+type crossTargetModel struct {
+	name string
+	data []byte
+	want []map[string]string
+}
 
-	// Native, the reference.
-	pipeline, err := core.Load(model)
+// TestOutputsMatchAcrossTargets hashes every output of every case natively,
+// through the wazero plugin and in a Web Worker in headless Chromium, for a
+// float32 and an int8 model, and requires the same bits everywhere. The
+// reference is this test's own native build. Native builds of the scalar
+// and SIMD flavors run beside it. Both wasm flavors run in wazero and in
+// Chromium: the scalar modules of the running toolchain and the SIMD128
+// modules of harness.SIMDToolchain. The go command fetches that toolchain
+// from the module proxy on first use.
+func TestOutputsMatchAcrossTargets(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	inputs := loadInputs(t)
+	models := crossTargetModels(t, inputs)
+
+	for _, flavor := range harness.NativeFlavors {
+		t.Run("native "+flavor.Name, func(t *testing.T) {
+			binary := filepath.Join(t.TempDir(), "nativecases")
+			if err := harness.BuildNative(ctx, flavor, binary); err != nil {
+				t.Fatal(err)
+			}
+			for _, model := range models {
+				got, err := harness.RunNativeBuild(ctx, binary, model.data, crossTargetCases, inputs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, c := range crossTargetCases {
+					if diff := harness.DiffDigests(got[i], model.want[i]); len(diff) > 0 {
+						t.Errorf("native %s build(%s model, %s) differs from this test's build in %v", flavor.Name, model.name, c.Name, diff)
+					}
+				}
+			}
+		})
+	}
+
+	for _, flavor := range harness.WasmFlavors {
+		t.Run("wazero "+flavor.Name, func(t *testing.T) {
+			plugin := openPlugin(ctx, t, flavor)
+			for _, model := range models {
+				m, err := plugin.LoadModel(ctx, model.data)
+				if err != nil {
+					t.Fatalf("load the %s model: %v", model.name, err)
+				}
+				for i, c := range crossTargetCases {
+					out, err := harness.RunPlugin(ctx, m, c, inputs)
+					if err != nil {
+						t.Fatalf("plugin(%s model, %s): %v", model.name, c.Name, err)
+					}
+					if diff := harness.DiffDigests(harness.Digest(out), model.want[i]); len(diff) > 0 {
+						t.Errorf("%s plugin(%s model, %s) differs from native in %v (error %q)", flavor.Name, model.name, c.Name, diff, out.Error)
+					}
+				}
+			}
+		})
+
+		t.Run("chromium "+flavor.Name, func(t *testing.T) {
+			browser := startBrowser(ctx, t, flavor)
+			for i, model := range models {
+				// The API misuse checks do not depend on the model, so
+				// they run once.
+				run, err := browser.Run(ctx, model.data, crossTargetCases, inputs, harness.RunOptions{APIChecks: i == 0})
+				if err != nil {
+					t.Fatalf("%s model: %v", model.name, err)
+				}
+				if len(run.Results) != len(crossTargetCases) {
+					t.Fatalf("browser returned %d results for the %s model, want %d", len(run.Results), model.name, len(crossTargetCases))
+				}
+				for i, c := range crossTargetCases {
+					got := run.Results[i]
+					if diff := harness.DiffDigests(harness.Digest(got.Output), model.want[i]); len(diff) > 0 {
+						t.Errorf("%s browser module(%s model, %s) differs from native in %v (error %q)", flavor.Name, model.name, c.Name, diff, got.Output.Error)
+					}
+				}
+				if i == 0 {
+					checkBrowserAPI(t, run.Checks)
+				}
+			}
+		})
+	}
+}
+
+// crossTargetModels returns the micro model under test, float32 and
+// quantized to int8, with the digests of their outputs in this test's
+// native build.
+func crossTargetModels(t *testing.T, inputs harness.Inputs) []crossTargetModel {
+	t.Helper()
+	float32Data, err := harness.ModelFile("micro", modelSeed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := make([]map[string]string, len(crossTargetCases))
-	for i, c := range crossTargetCases {
-		out, err := harness.RunNative(pipeline, c, inputs)
+	float32File, err := core.ReadModelFile(float32Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	int8File, _, err := quantize.QuantizeModelFile(float32File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var int8Data bytes.Buffer
+	if err := core.WriteModelFile(&int8Data, int8File); err != nil {
+		t.Fatal(err)
+	}
+
+	models := []crossTargetModel{{name: "float32", data: float32Data}, {name: "int8", data: int8Data.Bytes()}}
+	for m := range models {
+		pipeline, err := core.Load(models[m].data)
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkNotVacuous(t, c, out)
-		want[i] = harness.Digest(out)
-	}
-
-	t.Run("wazero", func(t *testing.T) {
-		m := loadPlugin(ctx, t, model)
-		for i, c := range crossTargetCases {
-			out, err := harness.RunPlugin(ctx, m, c, inputs)
+		for _, c := range crossTargetCases {
+			out, err := harness.RunNative(pipeline, c, inputs)
 			if err != nil {
-				t.Fatalf("plugin(%s): %v", c.Name, err)
+				t.Fatal(err)
 			}
-			if diff := harness.DiffDigests(harness.Digest(out), want[i]); len(diff) > 0 {
-				t.Errorf("plugin(%s) differs from native in %v (error %q)", c.Name, diff, out.Error)
-			}
+			checkNotVacuous(t, c, out)
+			models[m].want = append(models[m].want, harness.Digest(out))
 		}
-	})
-
-	t.Run("chromium", func(t *testing.T) {
-		run := runInBrowser(ctx, t, model, inputs)
-		if len(run.Results) != len(crossTargetCases) {
-			t.Fatalf("browser returned %d results, want %d", len(run.Results), len(crossTargetCases))
-		}
-		for i, c := range crossTargetCases {
-			got := run.Results[i]
-			if diff := harness.DiffDigests(harness.Digest(got.Output), want[i]); len(diff) > 0 {
-				t.Errorf("browser(%s) differs from native in %v (error %q)", c.Name, diff, got.Output.Error)
-			}
-		}
-		checkBrowserAPI(t, run.Checks)
-	})
+	}
+	return models
 }
 
-// loadPlugin builds the plugin, opens it and loads model.
-func loadPlugin(ctx context.Context, t *testing.T, model []byte) *host.Model {
+// openPlugin builds the plugin of flavor and opens it in wazero.
+func openPlugin(ctx context.Context, t *testing.T, flavor harness.Flavor) *host.Plugin {
 	t.Helper()
 	pluginPath := filepath.Join(t.TempDir(), "m3ae-plugin.wasm")
-	if err := harness.BuildPlugin(ctx, pluginPath); err != nil {
+	if err := harness.BuildPluginFlavor(ctx, flavor, pluginPath); err != nil {
 		t.Fatal(err)
 	}
 	pluginWasm, err := os.ReadFile(pluginPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-
 	plugin, err := host.Open(ctx, pluginWasm, host.WithPoolSize(1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { plugin.Close(context.Background()) })
-	m, err := plugin.LoadModel(ctx, model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return plugin
 }
 
 // checkNotVacuous fails when a case that should produce outputs produced
@@ -163,9 +233,10 @@ func checkNotVacuous(t *testing.T, c harness.Case, out harness.Output) {
 	}
 }
 
-// runInBrowser runs every case in Chromium. It skips the test when
-// Chromium is not installed, unless M3AE_REQUIRE_BROWSER is 1.
-func runInBrowser(ctx context.Context, t *testing.T, model []byte, inputs harness.Inputs) *harness.BrowserRun {
+// startBrowser starts Chromium on the browser module of flavor and its
+// toolchain's wasm_exec.js. It skips the test when Chromium is not
+// installed, unless M3AE_REQUIRE_BROWSER is 1.
+func startBrowser(ctx context.Context, t *testing.T, flavor harness.Flavor) *harness.Browser {
 	t.Helper()
 	if !harness.ChromiumAvailable("") {
 		if os.Getenv("M3AE_REQUIRE_BROWSER") == "1" {
@@ -177,14 +248,14 @@ func runInBrowser(ctx context.Context, t *testing.T, model []byte, inputs harnes
 	// The module, wasm_exec.js and a fresh profile.
 	dir := t.TempDir()
 	modulePath := filepath.Join(dir, "m3ae.wasm")
-	if err := harness.BuildBrowser(ctx, modulePath); err != nil {
+	if err := harness.BuildBrowserFlavor(ctx, flavor, modulePath); err != nil {
 		t.Fatal(err)
 	}
 	module, err := os.ReadFile(modulePath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wasmExec, err := harness.WasmExecJS()
+	wasmExec, err := harness.WasmExecJSFlavor(ctx, flavor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,12 +268,8 @@ func runInBrowser(ctx context.Context, t *testing.T, model []byte, inputs harnes
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer browser.Close()
-	run, err := browser.Run(ctx, model, crossTargetCases, inputs, harness.RunOptions{APIChecks: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return run
+	t.Cleanup(browser.Close)
+	return browser
 }
 
 // checkBrowserAPI compares the worker's API misuse checks with what the

@@ -1,6 +1,8 @@
-// Demo worker: starts m3ae.wasm, downloads the model once into the Cache
-// API, and runs the page's embed and reconstruct requests off the main
-// thread.
+// Demo worker: starts the WebAssembly module, downloads the model once into
+// the Cache API, and runs the page's embed and reconstruct requests off the
+// main thread. The module is m3ae-simd.wasm, whose kernels use WebAssembly
+// SIMD, where the engine supports SIMD and the server has that file, and
+// m3ae.wasm otherwise. Both give the same bits.
 //
 // Messages from the page:
 //   {type: "load"}: read model.json, take the model from the cache or
@@ -13,7 +15,7 @@
 //   {type: "status", text}
 //   {type: "progress", loaded, total}: model download, in bytes.
 //   {type: "loaded", name, bytes, source: "cache" | "network", cached,
-//     millis, config}
+//     millis, config, module: "m3ae-simd.wasm" | "m3ae.wasm"}
 //   {type: "failed", stage: "module" | "model", message}
 //   {type: "result", id, value} or {type: "result", id, error}
 "use strict";
@@ -29,21 +31,65 @@ const PROGRESS_INTERVAL_MS = 100;
 // MODEL_FREE_METHODS are the module's functions that take no model handle.
 const MODEL_FREE_METHODS = new Set(["ood"]);
 
+// SIMD_PROBE is a module whose one function runs i8x16.splat, a SIMD
+// instruction, so WebAssembly.validate accepts it only in an engine with
+// WebAssembly SIMD.
+const SIMD_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // type section: () -> v128
+  0x03, 0x02, 0x01, 0x00, // function section: one function of type 0
+  0x0a, 0x08, 0x01, 0x06, 0x00, // code section: one body, no locals
+  0x41, 0x00, 0xfd, 0x0f, 0x0b, // i32.const 0, i8x16.splat, end
+]);
+
+// moduleFiles returns the builds of the module to try, fastest first.
+function moduleFiles() {
+  let simd = false;
+  try {
+    simd = WebAssembly.validate(SIMD_PROBE);
+  } catch (err) {
+    simd = false;
+  }
+  return simd ? ["m3ae-simd.wasm", "m3ae.wasm"] : ["m3ae.wasm"];
+}
+
 let handle = null;
+let moduleFile = null;
 
 const moduleReady = (async () => {
   post({ type: "status", text: "Starting the WebAssembly module…" });
   const go = new Go();
-  const response = await fetch("m3ae.wasm");
-  if (!response.ok) {
-    throw new Error(`m3ae.wasm: HTTP ${response.status} ${response.statusText}`);
+  const failures = [];
+  let instance = null;
+  for (const file of moduleFiles()) {
+    try {
+      instance = await instantiate(file, go.importObject);
+      moduleFile = file;
+      break;
+    } catch (err) {
+      // A site built without the SIMD module returns 404 for it, and an
+      // offline page has only the files that it fetched before.
+      failures.push(errorText(err));
+    }
   }
-  const { instance } = await WebAssembly.instantiateStreaming(response, go.importObject);
+  if (instance === null) {
+    throw new Error(failures.join("; "));
+  }
   go.run(instance); // defines globalThis.m3ae before it returns
   if (!globalThis.m3ae) {
-    throw new Error("m3ae.wasm did not define globalThis.m3ae");
+    throw new Error(`${moduleFile} did not define globalThis.m3ae`);
   }
 })();
+
+// instantiate fetches and compiles one build of the module.
+async function instantiate(file, importObject) {
+  const response = await fetch(file);
+  if (!response.ok) {
+    throw new Error(`${file}: HTTP ${response.status} ${response.statusText}`);
+  }
+  const { instance } = await WebAssembly.instantiateStreaming(response, importObject);
+  return instance;
+}
 
 function post(message, transfer) {
   self.postMessage(message, transfer || []);
@@ -82,7 +128,7 @@ async function loadModel() {
     const config = await m3ae.config(handle);
     post({
       type: "loaded", name: info.name, bytes: info.bytes, source, cached,
-      millis: performance.now() - started, config,
+      millis: performance.now() - started, config, module: moduleFile,
     });
   } catch (err) {
     post({ type: "failed", stage: "model", message: errorText(err) });

@@ -1,0 +1,109 @@
+//go:build goexperiment.simd && go1.27 && wasm
+
+package core
+
+import "simd/archsimd"
+
+// SIMD128 kernels of attention and GELU, with the lane rules of the matmul
+// kernels: a lane computes one output element with the scalar kernel's
+// float32 operations in the scalar kernel's order.
+
+// attentionScores is attentionScoresScalar with a lane per key, 8 keys at
+// a time.
+func attentionScores(row, q, keys []float32, scale float32) {
+	columns := keyColumns(len(row))
+	keys = keys[:len(q)*columns]
+	s := archsimd.BroadcastFloat32x4(scale)
+	for j := 0; j < len(row); j += 8 {
+		var a0, a1 archsimd.Float32x4
+		for d, qd := range q {
+			k := keys[d*columns+j : d*columns+j+8]
+			v := archsimd.BroadcastFloat32x4(qd)
+			a0 = a0.Add(v.Mul(archsimd.LoadFloat32x4(k[0:4])))
+			a1 = a1.Add(v.Mul(archsimd.LoadFloat32x4(k[4:8])))
+		}
+		storeFloat32x4Pair(row, j, a0.Mul(s), a1.Mul(s))
+	}
+}
+
+// weightedRowSum is weightedRowSumScalar with a lane per output dimension,
+// 16 dimensions at a time while they last, then 4, then one.
+func weightedRowSum(out, weights, v []float32, stride int) {
+	d := 0
+	for ; d+16 <= len(out); d += 16 {
+		var a0, a1, a2, a3 archsimd.Float32x4
+		for j, p := range weights {
+			row := v[j*stride+d : j*stride+d+16]
+			w := archsimd.BroadcastFloat32x4(p)
+			a0 = a0.Add(w.Mul(archsimd.LoadFloat32x4(row[0:4])))
+			a1 = a1.Add(w.Mul(archsimd.LoadFloat32x4(row[4:8])))
+			a2 = a2.Add(w.Mul(archsimd.LoadFloat32x4(row[8:12])))
+			a3 = a3.Add(w.Mul(archsimd.LoadFloat32x4(row[12:16])))
+		}
+		a0.Store(out[d : d+4])
+		a1.Store(out[d+4 : d+8])
+		a2.Store(out[d+8 : d+12])
+		a3.Store(out[d+12 : d+16])
+	}
+	for ; d+4 <= len(out); d += 4 {
+		var a archsimd.Float32x4
+		for j, p := range weights {
+			a = a.Add(archsimd.BroadcastFloat32x4(p).Mul(archsimd.LoadFloat32x4(v[j*stride+d : j*stride+d+4])))
+		}
+		a.Store(out[d : d+4])
+	}
+	if d < len(out) {
+		weightedRowSumScalar(out[d:], weights, v[d:], stride)
+	}
+}
+
+// geluInPlace is geluInPlaceScalar with a lane per element, 4 at a time,
+// and the last len(x)%4 elements scalar.
+func geluInPlace(x []float32) {
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		lanes := x[i : i+4]
+		gelu32x4(archsimd.LoadFloat32x4(lanes)).Store(lanes)
+	}
+	geluInPlaceScalar(x[i:])
+}
+
+// gelu32x4 returns gelu32 of each lane of x, with the operations of gelu32,
+// tanh32 and exp32 in their order, as gelu32x8 in the AVX2 build describes.
+func gelu32x4(x archsimd.Float32x4) archsimd.Float32x4 {
+	one := archsimd.BroadcastFloat32x4(1) // the constant 1 in every lane
+	two := archsimd.BroadcastFloat32x4(2)
+	var zero archsimd.Float32x4
+
+	cube := x.Mul(x).Mul(x)
+	inner := x.Add(archsimd.BroadcastFloat32x4(geluCubic).Mul(cube))
+	y := archsimd.BroadcastFloat32x4(geluScale).Mul(inner)
+
+	// tanh32(y): a = |y|, keeping -0 as tanh32 does.
+	negative := y.Less(zero)
+	a := zero.Sub(y).IfElse(negative, y)
+
+	// exp32(2a).
+	z := two.Mul(a)
+	t := z.Mul(archsimd.BroadcastFloat32x4(exp32Log2E))
+	n := t.Add(archsimd.BroadcastFloat32x4(0.5)).ConvertToInt32()
+	nf := n.ConvertToFloat32()
+	r := z.Sub(nf.Mul(archsimd.BroadcastFloat32x4(exp32Ln2Hi)))
+	r = r.Sub(nf.Mul(archsimd.BroadcastFloat32x4(exp32Ln2Lo)))
+	p := archsimd.BroadcastFloat32x4(1.0 / 5040)
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 720))
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 120))
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 24))
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 6))
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(0.5))
+	p = p.Mul(r).Add(one)
+	p = p.Mul(r).Add(one)
+	e := p.Mul(n.Add(archsimd.BroadcastInt32x4(127)).ShiftAllLeft(23).ToBits().BitsToFloat32())
+
+	th := one.Sub(two.Div(e.Add(one)))
+	th = a.IfElse(a.Less(archsimd.BroadcastFloat32x4(tanhLinear)), th)
+	th = one.IfElse(a.Greater(archsimd.BroadcastFloat32x4(tanhSaturation)), th)
+	th = zero.Sub(th).IfElse(negative, th)
+
+	return archsimd.BroadcastFloat32x4(0.5).Mul(x).Mul(one.Add(th))
+}
