@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Time M3AE training steps in PyTorch: the speed peer of the GoMLX trainer.
 
-The model, batch and loss follow package native of this repository. The
-default is the tiny preset on B paired examples with one random mask per
-example. The encoder runs over CLS and the kept tokens, the decoder over
-every slot with mask embeddings in the hidden ones. The pixel head runs at
+The model, batch and loss follow package native of this repository, and
+the presets match core.Preset of the same name. The default is the tiny
+preset on B paired examples with one random mask per example. The encoder
+runs over CLS and the kept tokens, the decoder over every slot with mask
+embeddings in the hidden ones. The pixel head runs at
 the hidden patches and the text head at the hidden non-pad tokens only. The
 loss is image MSE plus 0.5 x text cross-entropy (mean per example, then
 over the batch), minimized by AdamW (betas 0.9/0.95, weight decay 0.05 on
-kernels and LayerNorm scales only).
+dense kernels and LayerNorm scales only) after clipping the global
+gradient norm when --grad-clip is positive.
 
 Run it with Debian's python3-torch 1.13 and OpenBLAS (apt-get install
 libopenblas0-pthread); OPENBLAS_NUM_THREADS=1 is set below because
@@ -17,12 +19,20 @@ OpenBLAS's thread pool and PyTorch's fight over 2 cores otherwise:
     /usr/bin/python3 testdata/torchtrain/step.py --steps 10
 
 It prints one line per step, then the median wall time and the mean CPU
-time (user plus system, all threads) per step.
+time (user plus system, all threads) per step. With --json the step lines
+go to stderr and stdout gets one JSON object (see summary_json), which
+cmd/m3ae-bench reads.
+
+A step's time covers drawing the masks, the forward and backward passes
+and the update; the random pixels and captions are drawn before the clock
+starts, as the GoMLX side gets its batches ready-made.
 """
 
 import argparse
+import json
 import os
 import statistics
+import sys
 import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -35,6 +45,8 @@ import torch.nn.functional as F  # noqa: E402
 PRESETS = {
     "micro": dict(image_size=16, patch_size=4, text_length=16, emb_dim=32, depth=2, num_heads=2,
                   dec_emb_dim=32, dec_depth=1, dec_num_heads=2),
+    "mini": dict(image_size=64, patch_size=8, text_length=16, emb_dim=128, depth=6, num_heads=4,
+                 dec_emb_dim=96, dec_depth=2, dec_num_heads=4),
     "tiny": dict(image_size=64, patch_size=8, text_length=16, emb_dim=192, depth=6, num_heads=3,
                  dec_emb_dim=128, dec_depth=2, dec_num_heads=4),
 }
@@ -164,13 +176,23 @@ class M3AE(nn.Module):
         return image_loss, text_loss
 
 
-def random_batch(c, batch, generator, image_ratio=0.75, text_ratio=0.75):
-    """Random pixels and captions, one mask per example, in native's layout."""
+def random_examples(c, batch, generator):
+    """Draw B paired examples: normal(0, 1) patches [B, Np, p*p*3] and
+    captions [B, Nt] of 3 to Nt random ids followed by pads, as native's
+    benchmark draws them."""
     num_patches, text_length, patch_dim = c["num_patches"], c["text_length"], c["patch_size"] ** 2 * 3
     patches = torch.randn(batch, num_patches, patch_dim, generator=generator)
     lengths = torch.randint(3, text_length + 1, (batch,), generator=generator)
     ids = torch.randint(1000, VOCAB_SIZE, (batch, text_length), generator=generator)
     ids = ids * (torch.arange(text_length)[None, :] < lengths[:, None])
+    return patches, ids
+
+
+def masked_batch(c, patches, ids, generator, image_ratio=0.75, text_ratio=0.75):
+    """Draw one random mask per example over patches and ids and return the
+    batch in native's layout."""
+    batch = patches.shape[0]
+    num_patches, text_length = c["num_patches"], c["text_length"]
 
     def split(length, ratio):
         keep = int(length * (1 - ratio))
@@ -194,44 +216,91 @@ def random_batch(c, batch, generator, image_ratio=0.75, text_ratio=0.75):
     }
 
 
+def decay_groups(model, weight_decay):
+    """Return AdamW's parameter groups. Dense kernels and LayerNorm scales
+    decay, as in native, while biases, the embedding table and the learned
+    tokens do not."""
+    decay_ids = {id(m.weight) for m in model.modules() if isinstance(m, (nn.Linear, nn.LayerNorm))}
+    decay = [p for p in model.parameters() if id(p) in decay_ids]
+    no_decay = [p for p in model.parameters() if id(p) not in decay_ids]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def loaded_blas():
+    """Return the paths of the BLAS libraries mapped into this process, such
+    as .../openblas-pthread/libblas.so.3, because Debian's reference BLAS
+    runs PyTorch's matmuls far slower than OpenBLAS. The list is empty where
+    /proc is missing."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "blas" in line.rsplit("/", 1)[-1]}
+    except OSError:
+        return []
+    return sorted(paths)
+
+
+def summary_json(args, times, cpu_times):
+    """Return the --json output: settings, per-step wall and CPU seconds
+    (warm-up excluded) and their medians."""
+    median_wall = statistics.median(times)
+    return json.dumps({
+        "peer": "pytorch", "torch": torch.__version__, "blas": loaded_blas(),
+        "preset": args.preset, "batch": args.batch, "warmup_steps": 1,
+        "threads": args.threads, "steps": len(times),
+        "step_wall_s": times, "step_cpu_s": cpu_times,
+        "median_wall_s": median_wall, "median_cpu_s": statistics.median(cpu_times),
+        "examples_per_s": args.batch / median_wall,
+    })
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="architecture (default tiny)")
     parser.add_argument("--batch", type=int, default=64, help="examples per step (default 64)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps after one warm-up step (default 10)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
+    parser.add_argument("--lr", type=float, default=0.0,
+                        help="AdamW learning rate; 0 means 1.5e-4 x batch/256 (default 0)")
+    parser.add_argument("--grad-clip", type=float, default=0.0,
+                        help="maximum global gradient norm; 0 disables clipping (default 0)")
+    parser.add_argument("--json", action="store_true", help="print one JSON summary line on stdout, step lines on stderr")
     args = parser.parse_args()
+    if args.batch < 1 or args.steps < 1 or args.threads < 1:
+        parser.error(f"--batch {args.batch}, --steps {args.steps} and --threads {args.threads} must each be 1 or more")
+    log = sys.stderr if args.json else sys.stdout
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     c = dict(PRESETS[args.preset])
     c["num_patches"] = (c["image_size"] // c["patch_size"]) ** 2
     model = M3AE(c)
-    decay = [p for n, p in model.named_parameters() if n.endswith("weight") and "embedding" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (n.endswith("weight") and "embedding" not in n)]
-    lr = 1.5e-4 * args.batch / 256
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=lr, betas=(0.9, 0.95), eps=1e-8)
+    lr = args.lr if args.lr > 0 else 1.5e-4 * args.batch / 256
+    optimizer = torch.optim.AdamW(decay_groups(model, 0.05), lr=lr, betas=(0.9, 0.95), eps=1e-8)
     generator = torch.Generator().manual_seed(1)
 
     times, cpu_times = [], []
     for step in range(args.steps + 1):
+        patches, ids = random_examples(c, args.batch, generator)
         start, cpu_start = time.perf_counter(), time.process_time()
-        batch = random_batch(c, args.batch, generator)
+        batch = masked_batch(c, patches, ids, generator)
         image_loss, text_loss = model(batch)
         loss = image_loss + 0.5 * text_loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if args.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
         optimizer.step()
         elapsed = time.perf_counter() - start
         if step > 0:
             times.append(elapsed)
             cpu_times.append(time.process_time() - cpu_start)
         print(f"step {step}: image {image_loss.item():.4f} text {text_loss.item():.4f} {elapsed * 1000:.0f} ms"
-              + (" (warm-up)" if step == 0 else ""))
+              + (" (warm-up)" if step == 0 else ""), file=log)
     print(f"torch {torch.__version__} {args.preset} B{args.batch} threads {args.threads}: "
           f"median {statistics.median(times) * 1000:.0f} ms/step, mean CPU {statistics.mean(cpu_times) * 1000:.0f} ms/step "
-          f"over {len(times)} steps")
+          f"over {len(times)} steps", file=log)
+    if args.json:
+        print(summary_json(args, times, cpu_times))
 
 
 if __name__ == "__main__":
