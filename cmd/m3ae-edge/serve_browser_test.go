@@ -25,6 +25,7 @@ import (
 
 	"github.com/m3ae-edge/m3ae-edge/analysis"
 	"github.com/m3ae-edge/m3ae-edge/core"
+	"github.com/m3ae-edge/m3ae-edge/wasm/harness"
 	"github.com/m3ae-edge/m3ae-edge/www"
 )
 
@@ -176,28 +177,13 @@ func (p *serveProcess) requests(prefix string) []string {
 	return out
 }
 
-// startChromium starts headless Chromium with a fresh profile and returns
+// startChromium starts headless Chromium with a fresh profile and the
+// harness's flags, in a window large enough for the screenshot, and returns
 // a tab context.
-//
-// NOTE: the flags repeat harness.ChromiumOptions in wasm/harness, with a
-// window size added for the screenshot; build on that function when this
-// test next changes.
 func startChromium(ctx context.Context, t *testing.T) context.Context {
 	t.Helper()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1200, 900),
-		chromedp.UserDataDir(t.TempDir()),
-	)
+	options := append(harness.ChromiumOptions(chromiumPath, t.TempDir()), chromedp.WindowSize(1200, 900))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, options...)
 	tab, cancelTab := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {
 		cancelTab()

@@ -66,10 +66,10 @@ func WithPoolSize(n int) Option {
 // head of every loop of the guest's code, and Go's wasm code runs each
 // function body inside a loop, so the check runs on every call and every
 // iteration. It made the plugin's calls 3 to 5 times slower on the micro
-// and tiny models (measured with wasm/bench on a 2-core x86-64 machine). With
-// false, calls run at full speed, the context is checked only before a
-// call starts, a running call always finishes, and Close waits for it
-// until its own context is done.
+// and tiny models (measured with make bench-wasm on a 2-core x86-64
+// machine). With false, calls run at full speed, the context is checked
+// only before a call starts, a running call always finishes, and Close
+// waits for it until its own context is done.
 func WithCloseOnContextDone(enabled bool) Option {
 	return func(o *options) { o.closeOnContextDone = enabled }
 }
