@@ -2,6 +2,7 @@ package core
 
 import (
 	"errors"
+	"image"
 	"math"
 	"os"
 	"path/filepath"
@@ -17,13 +18,10 @@ const fuzzMaxPixels = 1 << 18
 // fuzzImageSize is the preprocessing size of the micro preset.
 const fuzzImageSize = 16
 
-// FuzzDecodeImage checks that decoding and preprocessing arbitrary bytes
-// never panics, and either fails with ErrInvalidImage or yields exactly
-// fuzzImageSize*fuzzImageSize*C finite values.
-func FuzzDecodeImage(f *testing.F) {
-	// Seeds are the image fixtures, written by
-	//	go run testdata/images/gen.go
-	// from the repository root.
+// addImageFixtureSeeds adds every image fixture under imageFixtureDir to
+// f's seed corpus, skipping the scripts and notes stored beside them.
+func addImageFixtureSeeds(f *testing.F) {
+	f.Helper()
 	entries, err := os.ReadDir(imageFixtureDir)
 	if err != nil {
 		f.Fatal(err)
@@ -39,13 +37,35 @@ func FuzzDecodeImage(f *testing.F) {
 		}
 		f.Add(data)
 	}
+}
+
+// decodeFuzzInput decodes data with the fuzz pixel limit. It returns nil
+// when the decoder rejects data, and fails t when that error does not wrap
+// ErrInvalidImage.
+func decodeFuzzInput(t *testing.T, data []byte) image.Image {
+	t.Helper()
+	img, err := decodeImage(data, fuzzMaxPixels)
+	if err != nil {
+		if !errors.Is(err, ErrInvalidImage) {
+			t.Fatalf("decodeImage error = %v, want it to wrap ErrInvalidImage", err)
+		}
+		return nil
+	}
+	return img
+}
+
+// FuzzDecodeImage checks that decoding and preprocessing arbitrary bytes
+// never panics, and either fails with ErrInvalidImage or yields exactly
+// fuzzImageSize*fuzzImageSize*C finite values.
+func FuzzDecodeImage(f *testing.F) {
+	// Seeds are the image fixtures, written by
+	//	go run testdata/images/gen.go
+	// from the repository root.
+	addImageFixtureSeeds(f)
 
 	f.Fuzz(func(t *testing.T, data []byte) {
-		img, err := decodeImage(data, fuzzMaxPixels)
-		if err != nil {
-			if !errors.Is(err, ErrInvalidImage) {
-				t.Fatalf("decodeImage error = %v, want it to wrap ErrInvalidImage", err)
-			}
+		img := decodeFuzzInput(t, data)
+		if img == nil {
 			return
 		}
 		dst := make([]float32, fuzzImageSize*fuzzImageSize*Channels)

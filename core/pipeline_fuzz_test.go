@@ -7,9 +7,6 @@ import (
 	"image/color"
 	"image/png"
 	"math"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
@@ -41,21 +38,7 @@ func FuzzImagePipeline(f *testing.F) {
 	//	go run testdata/images/gen.go
 	// from the repository root, and the regression inputs under
 	// testdata/fuzz/FuzzImagePipeline.
-	entries, err := os.ReadDir(imageFixtureDir)
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, entry := range entries {
-		name := entry.Name()
-		if entry.IsDir() || strings.HasSuffix(name, ".go") || strings.HasSuffix(name, ".py") || strings.HasSuffix(name, ".md") {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(imageFixtureDir, name))
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
+	addImageFixtureSeeds(f)
 	// Extreme aspect ratios: the resize of a 1-pixel-wide image is the
 	// widest weight table the resampler builds.
 	f.Add(encodePNGFixture(f, 1, 4000))
@@ -72,11 +55,8 @@ func FuzzImagePipeline(f *testing.F) {
 	cfg := pipeline.Config()
 	low, high := normalizedRange(pipeline.Norm())
 	f.Fuzz(func(t *testing.T, data []byte) {
-		img, err := decodeImage(data, fuzzMaxPixels)
-		if err != nil {
-			if !errors.Is(err, ErrInvalidImage) {
-				t.Fatalf("decodeImage error = %v, want it to wrap ErrInvalidImage", err)
-			}
+		img := decodeFuzzInput(t, data)
+		if img == nil {
 			return
 		}
 		in, err := pipeline.Inputs(img, "")

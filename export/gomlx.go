@@ -14,6 +14,21 @@ import (
 	"github.com/m3ae-edge/m3ae-edge/native"
 )
 
+// FromCheckpoint reads the native checkpoint folder at path and converts
+// it with FromStore, using the config, vocabulary and norm saved in it. It
+// returns the model file and the checkpoint's training step.
+func FromCheckpoint(path string) (*core.ModelFile, int64, error) {
+	saved, err := native.ReadCheckpoint(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	mf, err := FromStore(saved.Store, saved.Config, saved.Vocab, saved.Norm)
+	if err != nil {
+		return nil, 0, fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	return mf, saved.Step, nil
+}
+
 // FromStore converts the model variables of a GoMLX store into a float32
 // core.ModelFile of architecture cfg, with vocab and norm stored as given.
 // Variable paths map to tensor names by native.ParamName and every tensor is

@@ -48,6 +48,12 @@ func (osCheckpointFS) WriteStore(store *model.Store, dir string) error {
 }
 
 func (osCheckpointFS) Sync(path string) error {
+	return SyncPath(path)
+}
+
+// SyncPath flushes the file or folder at path to stable storage. Syncing a
+// folder makes the creation, renaming and removal of its entries durable.
+func SyncPath(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -89,8 +88,7 @@ the rollout, of every block's head mean and of every head.`,
 	}
 	flags := cmd.Flags()
 	flags.StringVar(&opts.modelPath, "model", "", modelFlagUsage)
-	flags.StringVar(&opts.imagePath, "image", "", "image file to look at: PNG or JPEG (default none)")
-	flags.StringVar(&opts.text, "text", "", "caption to look at; the model reads its first text_length WordPiece tokens (16 for the default model) and a warning names how many more were dropped (default none)")
+	bindInputFlags(flags, &opts.imagePath, &opts.text, "look at")
 	flags.StringVar(&opts.outPath, "out", "", "PNG file to write the attention map to (required)")
 	flags.StringVar(&opts.jsonPath, "json", "", "JSON file to write the attention weights to (default none)")
 	flags.IntVar(&opts.layer, "layer", 0, "encoder block to show, from 1 to the model's depth (6 for the default model); 0 means the rollout over all blocks")
@@ -106,8 +104,8 @@ the rollout, of every block's head mean and of every head.`,
 // The ranges of --layer and --head depend on the model and are checked
 // in selectAttention.
 func checkAttentionOptions(cmd *cobra.Command, opts attentionOptions) error {
-	if opts.imagePath == "" && strings.TrimSpace(opts.text) == "" {
-		return errors.New("no input: give --image FILE, --text CAPTION or both")
+	if err := checkInputGiven(opts.imagePath, opts.text); err != nil {
+		return err
 	}
 	if opts.layer < 0 {
 		return fmt.Errorf("--layer %d is out of range: use a block from 1 to the model's depth, or 0 for the rollout", opts.layer)
@@ -179,11 +177,10 @@ func runAttention(stdout io.Writer, logger *slog.Logger, opts attentionOptions) 
 	if err != nil {
 		return err
 	}
-	img, err := readImage(opts.imagePath)
+	img, err := readInput(logger, pipeline, opts.imagePath, opts.text)
 	if err != nil {
 		return err
 	}
-	warnTruncatedCaption(logger, pipeline, opts.text)
 	logger.Debug("computing attention", "model", modelLabel(opts.modelPath), "image", opts.imagePath, "drawn", selection)
 	result, err := pipeline.EmbedWithAttention(img, opts.text, core.PoolCLS)
 	if err != nil {

@@ -7,11 +7,13 @@ import (
 	"image"
 	"io"
 	"io/fs"
+	"log/slog"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/m3ae-edge/m3ae-edge/core"
 )
@@ -49,18 +51,17 @@ model, pooling, dim and embedding.`,
 			if err != nil {
 				return err
 			}
-			if opts.imagePath == "" && strings.TrimSpace(opts.text) == "" {
-				return errors.New("no input: give --image FILE, --text CAPTION or both")
+			if err := checkInputGiven(opts.imagePath, opts.text); err != nil {
+				return err
 			}
 			pipeline, err := loadPipeline(opts.modelPath)
 			if err != nil {
 				return err
 			}
-			img, err := readImage(opts.imagePath)
+			img, err := readInput(logger, pipeline, opts.imagePath, opts.text)
 			if err != nil {
 				return err
 			}
-			warnTruncatedCaption(logger, pipeline, opts.text)
 			logger.Debug("embedding", "model", modelLabel(opts.modelPath), "image", opts.imagePath, "pooling", pool)
 			embedding, err := pipeline.Embed(img, opts.text, pool)
 			if err != nil {
@@ -71,8 +72,7 @@ model, pooling, dim and embedding.`,
 	}
 	flags := cmd.Flags()
 	flags.StringVar(&opts.modelPath, "model", "", modelFlagUsage)
-	flags.StringVar(&opts.imagePath, "image", "", "image file to embed: PNG or JPEG (default none)")
-	flags.StringVar(&opts.text, "text", "", "caption to embed; the model reads its first text_length WordPiece tokens (16 for the default model) and a warning names how many more were dropped (default none)")
+	bindInputFlags(flags, &opts.imagePath, &opts.text, "embed")
 	flags.StringVar(&opts.pooling, "pooling", "cls", "pooling of the encoder outputs: cls (the CLS output) or mean (the mean of the image patch and caption token outputs)")
 	flags.BoolVar(&opts.json, "json", false, "print one JSON object in place of the plain output")
 	markFileFlags(cmd, map[string][]string{"model": modelExtensions, "image": imageExtensions})
@@ -107,6 +107,35 @@ func parsePooling(name string) (core.Pooling, error) {
 		return core.PoolMean, nil
 	}
 	return 0, fmt.Errorf("--pooling %q: use cls or mean", name)
+}
+
+// bindInputFlags defines --image and --text, the model inputs of the
+// commands that run one image and caption. action completes "image file
+// to ..." and "caption to ..." in the help text.
+func bindInputFlags(flags *pflag.FlagSet, imagePath, text *string, action string) {
+	flags.StringVar(imagePath, "image", "", "image file to "+action+": PNG or JPEG (default none)")
+	flags.StringVar(text, "text", "", "caption to "+action+"; the model reads its first text_length WordPiece tokens (16 for the default model) and a warning names how many more were dropped (default none)")
+}
+
+// checkInputGiven rejects a command line that gives neither --image nor a
+// non-blank --text.
+func checkInputGiven(imagePath, text string) error {
+	if imagePath == "" && strings.TrimSpace(text) == "" {
+		return errors.New("no input: give --image FILE, --text CAPTION or both")
+	}
+	return nil
+}
+
+// readInput decodes the --image file at imagePath, or returns nil for an
+// empty path, and logs a warning when text has more WordPiece tokens than
+// pipeline reads.
+func readInput(logger *slog.Logger, pipeline *core.Pipeline, imagePath, text string) (image.Image, error) {
+	img, err := readImage(imagePath)
+	if err != nil {
+		return nil, err
+	}
+	warnTruncatedCaption(logger, pipeline, text)
+	return img, nil
 }
 
 // readImage decodes the image file at path, or returns nil for an empty

@@ -13,7 +13,6 @@ import (
 	"github.com/m3ae-edge/m3ae-edge/core"
 	"github.com/m3ae-edge/m3ae-edge/export"
 	"github.com/m3ae-edge/m3ae-edge/export/onnx"
-	"github.com/m3ae-edge/m3ae-edge/native"
 	"github.com/m3ae-edge/m3ae-edge/native/trainrun"
 )
 
@@ -140,15 +139,7 @@ func readCheckpointModel(checkpointDir string, step int64) (*core.ModelFile, int
 	if err != nil {
 		return nil, 0, err
 	}
-	saved, err := native.ReadCheckpoint(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	mf, err := export.FromStore(saved.Store, saved.Config, saved.Vocab, saved.Norm)
-	if err != nil {
-		return nil, 0, fmt.Errorf("checkpoint %s: %w", path, err)
-	}
-	return mf, saved.Step, nil
+	return export.FromCheckpoint(path)
 }
 
 // runExportONNX writes the ONNX models that opts.models names, or all of

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -73,8 +72,7 @@ one JSON object.`,
 	}
 	flags := cmd.Flags()
 	flags.StringVar(&opts.modelPath, "model", "", modelFlagUsage)
-	flags.StringVar(&opts.imagePath, "image", "", "image file to reconstruct: PNG or JPEG (default none)")
-	flags.StringVar(&opts.text, "text", "", "caption to reconstruct; the model reads its first text_length WordPiece tokens (16 for the default model) and a warning names how many more were dropped (default none)")
+	bindInputFlags(flags, &opts.imagePath, &opts.text, "reconstruct")
 	flags.StringVar(&opts.outPath, "out", "", "PNG file to write the image grid to (required with --image; default none)")
 	flags.Float64Var(&opts.imageMaskRatio, "image-mask-ratio", opts.imageMaskRatio, "fraction of image patches hidden, 0 to 1")
 	flags.Float64Var(&opts.textMaskRatio, "text-mask-ratio", opts.textMaskRatio, "fraction of text positions hidden, pads included, 0 to 1")
@@ -87,8 +85,8 @@ one JSON object.`,
 
 // checkReconstructOptions rejects flag values before the model is read.
 func checkReconstructOptions(opts reconstructOptions) error {
-	if opts.imagePath == "" && strings.TrimSpace(opts.text) == "" {
-		return errors.New("no input: give --image FILE, --text CAPTION or both")
+	if err := checkInputGiven(opts.imagePath, opts.text); err != nil {
+		return err
 	}
 	for _, ratio := range []struct {
 		flag  string
@@ -112,11 +110,10 @@ func runReconstruct(stdout io.Writer, logger *slog.Logger, opts reconstructOptio
 	if err != nil {
 		return err
 	}
-	img, err := readImage(opts.imagePath)
+	img, err := readInput(logger, pipeline, opts.imagePath, opts.text)
 	if err != nil {
 		return err
 	}
-	warnTruncatedCaption(logger, pipeline, opts.text)
 	result, err := pipeline.Reconstruct(img, opts.text, core.ReconstructOptions{
 		ImageMaskRatio: opts.imageMaskRatio,
 		TextMaskRatio:  opts.textMaskRatio,

@@ -9,10 +9,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/m3ae-edge/m3ae-edge/evaluate"
+	"github.com/m3ae-edge/m3ae-edge/native/trainrun"
 )
 
 // armData names the training sources of one arm. An empty path means the
@@ -63,7 +63,7 @@ func prepareArmData(captions, dataDir string, arm Arm) (armData, error) {
 			arm.PairedFraction, numPaired, len(examples), captions)
 	}
 	paired := make([]bool, len(examples))
-	for _, i := range hashOrder(len(examples))[:numPaired] {
+	for _, i := range trainrun.HashOrder(len(examples))[:numPaired] {
 		paired[i] = true
 	}
 
@@ -181,33 +181,4 @@ func linkOrCopy(src, dst string) error {
 		err = closeErr
 	}
 	return err
-}
-
-// hashOrder returns the indices 0..n-1 ordered by the SplitMix64 hash of
-// each index: a fixed shuffle that does not depend on any seed.
-func hashOrder(n int) []int {
-	order := make([]int, n)
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int {
-		ha, hb := splitMix64(uint64(a)), splitMix64(uint64(b))
-		switch {
-		case ha < hb:
-			return -1
-		case ha > hb:
-			return 1
-		}
-		return 0
-	})
-	return order
-}
-
-// splitMix64 is the SplitMix64 finalizer, a bijective scrambler of 64-bit
-// keys.
-func splitMix64(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
-	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
-	return x ^ (x >> 31)
 }

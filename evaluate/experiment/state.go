@@ -10,14 +10,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/m3ae-edge/m3ae-edge/core"
 	"github.com/m3ae-edge/m3ae-edge/export"
-	"github.com/m3ae-edge/m3ae-edge/native"
 	"github.com/m3ae-edge/m3ae-edge/native/trainrun"
 )
 
@@ -82,44 +80,18 @@ func (s *study) checkManifest() error {
 	return nil
 }
 
-// differingFields compares the JSON encodings of a and b field by field
-// and returns "NAME SAVED, now REQUESTED" for each field that differs,
-// except the fields named in ignore.
+// differingFields compares the JSON encodings of saved and requested field
+// by field and returns "NAME SAVED, now REQUESTED" for each field that
+// differs, except the fields named in ignore.
 func differingFields(saved, requested any, ignore ...string) []string {
-	a, b := jsonFields(saved), jsonFields(requested)
-	keys := make([]string, 0, len(a))
-	for key := range a {
-		keys = append(keys, key)
-	}
-	slices.Sort(keys)
 	var diffs []string
-	for _, key := range keys {
-		if slices.Contains(ignore, key) || reflect.DeepEqual(a[key], b[key]) {
+	for _, change := range trainrun.DiffJSONFields(saved, requested) {
+		if slices.Contains(ignore, change.Flag) {
 			continue
 		}
-		diffs = append(diffs, fmt.Sprintf("%s %s, now %s", key, encode(a[key]), encode(b[key])))
+		diffs = append(diffs, fmt.Sprintf("%s %s, now %s", change.Flag, change.Saved, change.Requested))
 	}
 	return diffs
-}
-
-// jsonFields returns v's JSON object as a map from field name to value.
-func jsonFields(v any) map[string]any {
-	encoded, err := json.Marshal(v)
-	if err != nil {
-		// Only options with NaN or infinities fail to encode, and
-		// validation rejects those first.
-		panic(fmt.Sprintf("experiment: settings do not encode: %v", err))
-	}
-	var fields map[string]any
-	if err := json.Unmarshal(encoded, &fields); err != nil {
-		panic(fmt.Sprintf("experiment: settings do not decode: %v", err))
-	}
-	return fields
-}
-
-func encode(v any) string {
-	encoded, _ := json.Marshal(v)
-	return string(encoded)
 }
 
 func joinDiffs(diffs []string) string {
@@ -150,13 +122,9 @@ func exportModel(dir string) (*core.ModelFile, int64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	saved, err := native.ReadCheckpoint(path)
+	mf, step, err := export.FromCheckpoint(path)
 	if err != nil {
 		return nil, 0, err
-	}
-	mf, err := export.FromStore(saved.Store, saved.Config, saved.Vocab, saved.Norm)
-	if err != nil {
-		return nil, 0, fmt.Errorf("export %s: %w", path, err)
 	}
 	var encoded bytes.Buffer
 	if err := core.WriteModelFile(&encoded, mf); err != nil {
@@ -165,7 +133,7 @@ func exportModel(dir string) (*core.ModelFile, int64, error) {
 	if err := writeFileAtomic(filepath.Join(dir, modelFileName), encoded.Bytes()); err != nil {
 		return nil, 0, err
 	}
-	return mf, saved.Step, nil
+	return mf, step, nil
 }
 
 // metricsFileName is trainrun's metrics file in a run folder.

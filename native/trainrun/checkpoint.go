@@ -79,13 +79,13 @@ func saveCheckpoint(trainer *native.Trainer, dir string, state runState, keep in
 	if err := os.Chmod(saved, 0o755); err != nil {
 		return "", fmt.Errorf("save checkpoint: %w", err)
 	}
-	if err := syncFolder(saved); err != nil {
+	if err := native.SyncPath(saved); err != nil {
 		return "", fmt.Errorf("save checkpoint: %w", err)
 	}
 	if err := os.Rename(saved, final); err != nil {
 		return "", fmt.Errorf("save checkpoint: %w", err)
 	}
-	if err := syncFolder(dir); err != nil {
+	if err := native.SyncPath(dir); err != nil {
 		return "", fmt.Errorf("save checkpoint: %w", err)
 	}
 	if keep > 0 {
@@ -94,19 +94,6 @@ func saveCheckpoint(trainer *native.Trainer, dir string, state runState, keep in
 		}
 	}
 	return final, nil
-}
-
-// syncFolder flushes the entries of the folder at path to stable storage.
-func syncFolder(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if closeErr := f.Close(); err == nil {
-		err = closeErr
-	}
-	return err
 }
 
 // pruneCheckpoints deletes all but the newest keep checkpoints of dir.

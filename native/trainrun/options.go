@@ -429,9 +429,10 @@ var identityOptions = []string{
 }
 
 // OptionChange is one option whose value differs between a saved run and
-// the options it is resumed with.
+// the options it is resumed with, or one field that DiffJSONFields found.
 type OptionChange struct {
-	// Flag is the option's JSON name, the train command's flag.
+	// Flag is the field's JSON name. For Options it is the train command's
+	// flag.
 	Flag string
 	// Saved and Requested are the two values, JSON-encoded.
 	Saved, Requested string
@@ -441,19 +442,8 @@ type OptionChange struct {
 // and requested, which forbid the resume, and the other options that
 // differ, which a resumed run may change.
 func compareOptions(saved, requested Options) (conflicts, changes []OptionChange) {
-	savedFields, requestedFields := optionFields(saved), optionFields(requested)
-	keys := make([]string, 0, len(savedFields))
-	for key := range savedFields {
-		keys = append(keys, key)
-	}
-	slices.Sort(keys)
-	for _, key := range keys {
-		a, b := savedFields[key], requestedFields[key]
-		if reflect.DeepEqual(a, b) {
-			continue
-		}
-		change := OptionChange{Flag: key, Saved: encodeValue(a), Requested: encodeValue(b)}
-		if slices.Contains(identityOptions, key) {
+	for _, change := range DiffJSONFields(saved, requested) {
+		if slices.Contains(identityOptions, change.Flag) {
 			conflicts = append(conflicts, change)
 		} else {
 			changes = append(changes, change)
@@ -462,17 +452,39 @@ func compareOptions(saved, requested Options) (conflicts, changes []OptionChange
 	return conflicts, changes
 }
 
-// optionFields returns o as a map from JSON name to decoded value.
-func optionFields(o Options) map[string]any {
-	encoded, err := json.Marshal(o)
+// DiffJSONFields compares the JSON objects of saved and requested field by
+// field and returns the fields of saved whose value differs in requested,
+// sorted by JSON name. It panics when either value does not encode to a
+// JSON object, so callers validate first because NaN and infinities do
+// not encode.
+func DiffJSONFields(saved, requested any) []OptionChange {
+	savedFields, requestedFields := jsonFields(saved), jsonFields(requested)
+	keys := make([]string, 0, len(savedFields))
+	for key := range savedFields {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	var changes []OptionChange
+	for _, key := range keys {
+		a, b := savedFields[key], requestedFields[key]
+		if reflect.DeepEqual(a, b) {
+			continue
+		}
+		changes = append(changes, OptionChange{Flag: key, Saved: encodeValue(a), Requested: encodeValue(b)})
+	}
+	return changes
+}
+
+// jsonFields returns v's JSON object as a map from field name to decoded
+// value.
+func jsonFields(v any) map[string]any {
+	encoded, err := json.Marshal(v)
 	if err != nil {
-		// Validate rejects the only values that do not encode, NaN and
-		// infinities, before any comparison.
-		panic(fmt.Sprintf("trainrun: options do not encode: %v", err))
+		panic(fmt.Sprintf("trainrun: %T does not encode: %v", v, err))
 	}
 	var fields map[string]any
 	if err := json.Unmarshal(encoded, &fields); err != nil {
-		panic(fmt.Sprintf("trainrun: options do not decode: %v", err))
+		panic(fmt.Sprintf("trainrun: %T does not decode as a JSON object: %v", v, err))
 	}
 	return fields
 }

@@ -161,6 +161,16 @@ func splitHeldOut(src data.Source, fraction float64) (train, eval data.Source, e
 		return nil, nil, fmt.Errorf("--eval-fraction %g holds out %d of the %d paired examples and leaves none to train on: lower it",
 			fraction, numEval, n)
 	}
+	order := HashOrder(n)
+	held, kept := slices.Clone(order[:numEval]), slices.Clone(order[numEval:])
+	slices.Sort(held)
+	slices.Sort(kept)
+	return &subsetSource{src, kept}, &subsetSource{src, held}, nil
+}
+
+// HashOrder returns the indices 0..n-1 ordered by the SplitMix64 hash of
+// each index: a fixed shuffle that does not depend on any seed.
+func HashOrder(n int) []int {
 	order := make([]int, n)
 	for i := range order {
 		order[i] = i
@@ -175,10 +185,7 @@ func splitHeldOut(src data.Source, fraction float64) (train, eval data.Source, e
 		}
 		return 0
 	})
-	held, kept := slices.Clone(order[:numEval]), slices.Clone(order[numEval:])
-	slices.Sort(held)
-	slices.Sort(kept)
-	return &subsetSource{src, kept}, &subsetSource{src, held}, nil
+	return order
 }
 
 // splitMix64 is the SplitMix64 finalizer, a bijective scrambler of 64-bit
