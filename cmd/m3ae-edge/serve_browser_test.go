@@ -336,9 +336,11 @@ func TestServeDemoInBrowser(t *testing.T) {
 	t.Logf("first visit: model ready %v after navigation", time.Since(start).Round(time.Millisecond))
 	checkPageResult(t, "first visit", reconstructGalleryImage(tab, t))
 	t.Logf("first visit: reconstruction and nearest captions shown %v after navigation", time.Since(start).Round(time.Millisecond))
-	saveScreenshot(tab, t)
 	gallery := newNativeGallery(t)
 	checkOODScore(tab, t, gallery, demoGalleryImage)
+	// The out-of-distribution score appears after the reconstruction, so
+	// the screenshot waits for it.
+	saveScreenshot(tab, t)
 	checkAttentionOverlay(tab, t, gallery)
 	if err := chromedp.Do(tab, chromedp.Poll[chromedp.Void](`document.body.dataset.offline === "ready"`,
 		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
