@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -83,7 +84,13 @@ the rollout, of every block's head mean and of every head.`,
 			if err := checkAttentionOptions(cmd, opts); err != nil {
 				return err
 			}
-			return runAttention(cmd.OutOrStdout(), logger, opts)
+			// A file written to stdout keeps stdout to itself, so the
+			// summary moves to stderr.
+			summary := cmd.OutOrStdout()
+			if opts.outPath == "-" || opts.jsonPath == "-" {
+				summary = cmd.ErrOrStderr()
+			}
+			return runAttention(summary, logger, opts)
 		},
 	}
 	flags := cmd.Flags()
@@ -106,6 +113,9 @@ the rollout, of every block's head mean and of every head.`,
 func checkAttentionOptions(cmd *cobra.Command, opts attentionOptions) error {
 	if err := checkInputGiven(opts.imagePath, opts.text); err != nil {
 		return err
+	}
+	if opts.outPath == "-" && opts.jsonPath == "-" {
+		return errors.New("--out - and --json - both write to stdout: send at most one of them there")
 	}
 	if opts.layer < 0 {
 		return fmt.Errorf("--layer %d is out of range: use a block from 1 to the model's depth, or 0 for the rollout", opts.layer)

@@ -172,6 +172,43 @@ func TestAttentionCommandDefaultModel(t *testing.T) {
 	}
 }
 
+func TestAttentionCommandJSONToStdout(t *testing.T) {
+	dir := t.TempDir()
+	model := writeMicroModel(t, dir)
+
+	// "-" writes to the process's stdout, so the test points it at a file.
+	processStdout, err := os.Create(filepath.Join(dir, "stdout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := os.Stdout
+	os.Stdout = processStdout
+	stdout, stderr, err := execute(t, "attention", "--model", model, "--image", fixtureEmoji,
+		"--text", "grinning face", "--out", filepath.Join(dir, "attn.png"), "--json", "-")
+	os.Stdout = saved
+	processStdout.Close()
+	if err != nil {
+		t.Fatalf("m3ae-edge attention: %v\nstderr:\n%s", err, stderr)
+	}
+	written, err := os.ReadFile(processStdout.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out attentionJSON
+	if err := json.Unmarshal(written, &out); err != nil {
+		t.Errorf("stdout is not one JSON value: %v", err)
+	}
+
+	// The JSON goes to the process's stdout, so the command's own stdout
+	// must stay empty for the two not to mix.
+	if stdout != "" {
+		t.Errorf("summary written to stdout beside the JSON:\n%s", stdout)
+	}
+	if !strings.Contains(stderr, "CLS attention") {
+		t.Errorf("stderr lacks the summary:\n%s", stderr)
+	}
+}
+
 func TestAttentionCommandRejects(t *testing.T) {
 	dir := t.TempDir()
 	model := writeMicroModel(t, dir)
@@ -194,6 +231,7 @@ func TestAttentionCommandRejects(t *testing.T) {
 		{"head not a number", withImage("--layer", "1", "--head", "first"), `--head "first"`},
 		{"scale", withImage("--scale", "0"), "--scale 0 is out of range: use 1 to 32"},
 		{"json is out", withImage("--json", out), "--json " + out + " is also --out"},
+		{"both to stdout", []string{"attention", "--model", model, "--image", fixtureEmoji, "--out", "-", "--json", "-"}, "both write to stdout"},
 		{"out is image", []string{"attention", "--model", model, "--image", fixtureEmoji, "--out", fixtureEmoji}, "is also --image, an input"},
 		{"missing image", slices.Concat(base, []string{"--image", filepath.Join(dir, "none.png")}), "file not found"},
 		{"no out", []string{"attention", "--model", model, "--text", "a cat"}, `"out" not set`},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -67,7 +68,13 @@ one JSON object.`,
 			if err := checkReconstructOptions(opts); err != nil {
 				return err
 			}
-			return runReconstruct(cmd.OutOrStdout(), logger, opts)
+			// With --out -, the PNG keeps stdout to itself, so the listing
+			// moves to stderr.
+			listing := cmd.OutOrStdout()
+			if opts.outPath == "-" {
+				listing = cmd.ErrOrStderr()
+			}
+			return runReconstruct(listing, logger, opts)
 		},
 	}
 	flags := cmd.Flags()
@@ -95,6 +102,9 @@ func checkReconstructOptions(opts reconstructOptions) error {
 		if math.IsNaN(ratio.value) || ratio.value < 0 || ratio.value > 1 {
 			return fmt.Errorf("%s %g is out of range: use a fraction from 0 to 1", ratio.flag, ratio.value)
 		}
+	}
+	if opts.outPath == "-" && opts.json {
+		return errors.New("--out - and --json both write to stdout: write the PNG to a file or leave out --json")
 	}
 	if opts.topK < 1 || opts.topK > core.MaxTopK {
 		return fmt.Errorf("--top-k %d is out of range: use a count from 1 to %d", opts.topK, core.MaxTopK)
