@@ -68,10 +68,42 @@ func Replace(doc []byte, name string, body string) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// checkDocWritable returns an error unless path is a regular file that can
+// be opened for writing, or does not exist in an existing folder.
+func checkDocWritable(path string) error {
+	info, err := os.Stat(path)
+	switch {
+	case os.IsNotExist(err):
+		folder, statErr := os.Stat(filepath.Dir(path))
+		if statErr != nil || !folder.IsDir() {
+			return fmt.Errorf("-doc %s: folder %s not found: create it or pass another -doc", path, filepath.Dir(path))
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("-doc %s: %w", path, err)
+	case !info.Mode().IsRegular():
+		return fmt.Errorf("-doc %s is not a regular file: pass a Markdown file", path)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("-doc %s is not writable (%w): fix its permissions or pass -doc '' to print the sections", path, err)
+	}
+	return f.Close()
+}
+
 // ReplaceFile applies Replace to the file at path, creating the file when
 // it does not exist, and writes it back through a temporary file in the
 // same folder so that a failed write leaves the old file whole.
 func ReplaceFile(path, name, body string) error {
+	// A link is followed, so the file it names is rewritten and the link
+	// stays.
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		path = target
+	}
+	mode := os.FileMode(0o644)
+	if info, err := os.Stat(path); err == nil {
+		mode = info.Mode().Perm()
+	}
 	doc, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err
@@ -93,7 +125,7 @@ func ReplaceFile(path, name, body string) error {
 		os.Remove(tmp.Name())
 		return err
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+	if err := os.Chmod(tmp.Name(), mode); err != nil {
 		os.Remove(tmp.Name())
 		return err
 	}

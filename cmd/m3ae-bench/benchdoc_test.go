@@ -62,3 +62,45 @@ func TestReplaceFileWritesInPlace(t *testing.T) {
 		t.Errorf("file after two writes:\n%s", got)
 	}
 }
+
+func TestReplaceFileKeepsModeAndLink(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "B.md")
+	if err := os.WriteFile(path, []byte("# B\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.md")
+	if err := os.Symlink(path, link); err != nil {
+		t.Skipf("symlinks unavailable: %v", err)
+	}
+	if err := ReplaceFile(link, "a", "one"); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Lstat(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("link replaced by a %v", info.Mode())
+	}
+	info, err = os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Errorf("mode = %v, want 0600", info.Mode().Perm())
+	}
+}
+
+func TestCheckDocWritableRejectsFolders(t *testing.T) {
+	dir := t.TempDir()
+	if err := checkDocWritable(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("folder: err = %v", err)
+	}
+	if err := checkDocWritable(filepath.Join(dir, "none", "B.md")); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("missing folder: err = %v", err)
+	}
+	if err := checkDocWritable(filepath.Join(dir, "new.md")); err != nil {
+		t.Errorf("new file: err = %v", err)
+	}
+}

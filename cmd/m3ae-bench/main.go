@@ -92,7 +92,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(ctx, os.Args[1:], os.Stdout, logger); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout, logger)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
 		logger.Error("m3ae-bench failed", "err", err)
 		os.Exit(1)
 	}
@@ -121,6 +125,13 @@ func run(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logg
 	selected, err := selectGroups(*only)
 	if err != nil {
 		return err
+	}
+	if *doc != "" {
+		// Checked before measuring, so that a bad -doc fails in a second
+		// rather than after every group has run.
+		if err := checkDocWritable(*doc); err != nil {
+			return err
+		}
 	}
 	machine, err := describeMachine()
 	if err != nil {
