@@ -96,8 +96,10 @@ versions), results.png (probe accuracy per arm, one mark per seed) and
 runs/ARM-seedN, one training run folder per arm and seed. The results are
 rewritten after every run. A rerun with the same --out skips the finished
 runs and resumes a run stopped during training from its newest checkpoint;
-SIGINT (Ctrl-C) saves a checkpoint first. --seeds and the arm lists may
-grow on a rerun; every other setting must stay as it was.
+SIGINT (Ctrl-C) saves a checkpoint first. --seed, --seeds and the arm
+lists may change on a rerun; every other setting must stay as it was. The
+results cover the arms and seeds of the latest call only: the run folders
+of others stay in runs/ and return to the results when named again.
 
 The defaults need the emoji data ("m3ae-edge data emoji --out data/emoji").
 On a 2-core x86-64 machine a run with its probe took 2.5 to 3 minutes with
