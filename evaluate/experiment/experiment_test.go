@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -104,12 +105,20 @@ func TestValidateRejects(t *testing.T) {
 		{"extra sources", func(c *Config) { c.Train.TextLines = []string{"a.txt"} }, "from --captions alone"},
 		{"pooling", func(c *Config) { c.Probe.Pooling = "max" }, `--pooling "max"`},
 		{"steps", func(c *Config) { c.Train.Steps = 0 }, "--steps 0"},
+		{"budget names no arm", func(c *Config) { c.Train.Steps = 0 }, "error: --steps 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := microConfig(StudyTextMaskRatio, t.TempDir(), 1)
 			tt.cfg(&cfg)
 			_, err := Run(context.Background(), cfg, Hooks{})
+			if err != nil && strings.HasPrefix(tt.want, "error: ") {
+				// A want starting with "error: " must match the start.
+				err = fmt.Errorf("error: %w", err)
+				if !strings.HasPrefix(err.Error(), tt.want) {
+					t.Fatalf("Run() error = %v, want it to start with %q", err, tt.want)
+				}
+			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Run() error = %v, want it to contain %q", err, tt.want)
 			}

@@ -273,8 +273,17 @@ func (cfg Config) validate() ([]Arm, error) {
 			cfg.Probe.LimitTrain, cfg.Probe.LimitTest)
 	}
 
+	// Validate the shared budget first, so that its errors name the flag at
+	// fault rather than an arm.
+	base := cfg.Train
+	base.Captions = []string{cfg.Captions}
+	base.Seed = cfg.Seeds[0]
+	if err := base.Validate(); err != nil {
+		return nil, err
+	}
+
 	// Validate every arm's options with stand-in data paths, so a bad
-	// ratio or budget fails before the first run trains.
+	// ratio fails before the first run trains.
 	standIn := armData{paired: cfg.Captions, images: cfg.Dir, texts: cfg.Captions}
 	for _, arm := range arms {
 		opts := cfg.armOptions(arm, cfg.Seeds[0], standIn)
