@@ -194,7 +194,7 @@ func runAttention(stdout io.Writer, logger *slog.Logger, opts attentionOptions) 
 	logger.Debug("computing attention", "model", modelLabel(opts.modelPath), "image", opts.imagePath, "drawn", selection)
 	result, err := pipeline.EmbedWithAttention(img, opts.text, core.PoolCLS)
 	if err != nil {
-		return fmt.Errorf("attention: %w", err)
+		return modelError("attention", opts.imagePath, err)
 	}
 
 	drawn := newAttentionRow(result, selection)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"image"
+	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -206,6 +208,26 @@ func TestAttentionCommandJSONToStdout(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "CLS attention") {
 		t.Errorf("stderr lacks the summary:\n%s", stderr)
+	}
+}
+
+// The micro model resizes the shorter side to 16 pixels, so 1x300000 would
+// become 16x4800000, over core.MaxImagePixels.
+func TestAttentionCommandNamesTooTallImage(t *testing.T) {
+	dir := t.TempDir()
+	model := writeMicroModel(t, dir)
+	tall := filepath.Join(dir, "tall.png")
+	f, err := os.Create(tall)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(f, image.NewGray(image.Rect(0, 0, 1, 300000))); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	_, _, err = execute(t, "attention", "--model", model, "--image", tall, "--out", filepath.Join(dir, "attn.png"))
+	if err == nil || !strings.HasPrefix(err.Error(), "--image "+tall+": ") {
+		t.Errorf("error = %v, want one naming --image %s", err, tall)
 	}
 }
 

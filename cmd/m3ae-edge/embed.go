@@ -65,7 +65,7 @@ model, pooling, dim and embedding.`,
 			logger.Debug("embedding", "model", modelLabel(opts.modelPath), "image", opts.imagePath, "pooling", pool)
 			embedding, err := pipeline.Embed(img, opts.text, pool)
 			if err != nil {
-				return fmt.Errorf("embed: %w", err)
+				return modelError("embed", opts.imagePath, err)
 			}
 			return printEmbedding(cmd.OutOrStdout(), opts, embedding)
 		},
@@ -136,6 +136,15 @@ func readInput(logger *slog.Logger, pipeline *core.Pipeline, imagePath, text str
 	}
 	warnTruncatedCaption(logger, pipeline, text)
 	return img, nil
+}
+
+// modelError wraps an error of the model's call. An image that fails
+// preprocessing is named by its --image path, as a decoding error is.
+func modelError(command, imagePath string, err error) error {
+	if imagePath != "" && errors.Is(err, core.ErrInvalidImage) {
+		return fmt.Errorf("--image %s: %w", imagePath, err)
+	}
+	return fmt.Errorf("%s: %w", command, err)
 }
 
 // readImage decodes the image file at path, or returns nil for an empty

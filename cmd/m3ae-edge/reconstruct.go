@@ -131,7 +131,7 @@ func runReconstruct(stdout io.Writer, logger *slog.Logger, opts reconstructOptio
 		TopK:           opts.topK,
 	})
 	if err != nil {
-		return fmt.Errorf("reconstruct: %w", err)
+		return modelError("reconstruct", opts.imagePath, err)
 	}
 
 	if opts.outPath != "" {
