@@ -104,7 +104,7 @@ build-xla:
 ## rewrites the generated sections of docs/BENCHMARKS.md.
 bench: wasm
 	.ci/peers
-	$(GO) run ./cmd/m3ae-bench -browser build/m3ae.wasm -plugin build/m3ae-plugin.wasm
+	$(GO) run ./cmd/m3ae-bench -browser build/m3ae.wasm -plugin build/m3ae-plugin.wasm -browser-simd build/m3ae-simd.wasm -plugin-simd build/m3ae-plugin-simd.wasm
 
 ## wasm: the browser module (GOOS=js) and the wazero plugin (GOOS=wasip1
 ## reactor) in two flavors with the same outputs: build/m3ae.wasm and
@@ -139,7 +139,7 @@ wasm-exec-js:
 ## headless Chromium (micro and tiny). It rewrites its section of
 ## docs/BENCHMARKS.md and leaves the Chromium rows out without Chromium.
 bench-wasm: wasm
-	$(GO) run ./cmd/m3ae-bench -groups wasm -browser build/m3ae.wasm -plugin build/m3ae-plugin.wasm
+	$(GO) run ./cmd/m3ae-bench -groups wasm -browser build/m3ae.wasm -plugin build/m3ae-plugin.wasm -browser-simd build/m3ae-simd.wasm -plugin-simd build/m3ae-plugin-simd.wasm
 
 ## demo: build both flavors of the browser module (see wasm) and their
 ## wasm_exec.js into www/static, build bin/m3ae-edge with the page, the

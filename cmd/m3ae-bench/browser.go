@@ -1,6 +1,7 @@
-// The browser group times the core's forward pass built for GOOS=js
-// against onnxruntime-web's wasm backend, each in a Web Worker of one
-// headless Chromium, on the same models and inputs as the onnx-node group.
+// The browser group times the core's forward pass built for GOOS=js, in
+// its scalar flavor and in its WebAssembly SIMD flavor, against
+// onnxruntime-web's wasm backend, each in a Web Worker of one headless
+// Chromium, on the same models and inputs as the onnx-node group.
 
 package main
 
@@ -11,12 +12,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,7 +34,7 @@ import (
 func init() {
 	register(group{
 		name:  "browser",
-		about: "core forward pass for GOOS=js against onnxruntime-web (wasm, SIMD, 1 thread) in headless Chromium, tiny and small presets",
+		about: "core forward pass for GOOS=js, scalar and SIMD, against onnxruntime-web (wasm, SIMD, 1 thread) in headless Chromium, tiny and small presets",
 		run:   runBrowser,
 	})
 }
@@ -67,7 +71,10 @@ func runBrowser(ctx context.Context, env *benchEnv) (string, error) {
 	}
 	defer os.RemoveAll(dir)
 
-	env.log.Info("browser: building the GOOS=js module", "package", forwardPackage)
+	builds, simdMissing, err := buildForwardModules(ctx, env.log, dir)
+	if err != nil {
+		return "", err
+	}
 	tab, closePage, err := openBenchPage(ctx, dir, chromium, filepath.Join(ortDir, "dist"))
 	if err != nil {
 		return "", err
@@ -75,7 +82,7 @@ func runBrowser(ctx context.Context, env *benchEnv) (string, error) {
 	defer closePage()
 
 	peerName := "onnxruntime-web " + version
-	table := newMarkdownTable("preset", "op", "runtime", "runs", "median ms", "p90 ms", "min ms", "ours/theirs")
+	table := newMarkdownTable("preset", "op", "runtime", "runs", "median ms", "p90 ms", "min ms", "ours/theirs", "simd speed-up")
 	var diffs outputDiffs
 	for _, preset := range inferencePresets(env) {
 		env.log.Info("browser: exporting", "preset", preset)
@@ -88,17 +95,20 @@ func runBrowser(ctx context.Context, env *benchEnv) (string, error) {
 		}
 		counts := inferenceRuns(env, preset)
 
-		env.log.Info("browser: timing the core", "preset", preset)
-		ours, err := runInWorker(ctx, tab, "/ours-worker.js", oursSpec(preset, counts))
-		if err != nil {
-			return "", fmt.Errorf("preset %s, core in Chromium: %w", preset, err)
+		ours := make([]*workerReply, len(builds))
+		for i, build := range builds {
+			env.log.Info("browser: timing the core", "preset", preset, "flavor", build.flavor.Name)
+			ours[i], err = runInWorker(ctx, tab, "/ours-worker.js", oursSpec(preset, build, counts))
+			if err != nil {
+				return "", fmt.Errorf("preset %s, %s core in Chromium: %w", preset, build.flavor.Name, err)
+			}
 		}
 		env.log.Info("browser: timing onnxruntime-web", "preset", preset)
 		theirs, err := runInWorker(ctx, tab, "/ort-worker.js", ortSpec(setup, counts))
 		if err != nil {
 			return "", fmt.Errorf("preset %s, onnxruntime-web: %w", preset, err)
 		}
-		if err := addBrowserRows(table, setup, ours, theirs, peerName, &diffs); err != nil {
+		if err := addBrowserRows(table, setup, builds, ours, theirs, peerName, &diffs); err != nil {
 			return "", fmt.Errorf("preset %s: %w", preset, err)
 		}
 
@@ -108,23 +118,80 @@ func runBrowser(ctx context.Context, env *benchEnv) (string, error) {
 			return "", err
 		}
 	}
-	return browserText(env, diffs) + "\n" + table.String(), nil
+	return browserText(env, diffs, simdMissing) + "\n" + table.String(), nil
 }
 
-// openBenchPage builds the GOOS=js module into dir, serves the page on
-// 127.0.0.1 and opens it in headless Chromium. closePage stops Chromium
-// and the server.
-func openBenchPage(ctx context.Context, dir, chromium, ortDist string) (tab context.Context, closePage func(), err error) {
-	if err := buildJSModule(ctx, filepath.Join(dir, "forward.wasm"), forwardPackage); err != nil {
-		return nil, nil, err
+// forwardBuild is one flavor of the GOOS=js forward-pass module, as the
+// page serves it.
+type forwardBuild struct {
+	flavor harness.Flavor
+	// runtime is the runtime cell of the build's rows.
+	runtime string
+	// module and wasmExec are the file names of the module and of its
+	// toolchain's wasm_exec.js, both in the page server's folder and
+	// under / on the page.
+	module, wasmExec string
+}
+
+// buildForwardModules builds the forward-pass module into dir in the
+// scalar flavor, with the running toolchain, and in the SIMD flavor, with
+// harness.SIMDToolchain, each beside its toolchain's wasm_exec.js. When the
+// go command can neither find nor fetch that toolchain, it logs a warning
+// and returns the scalar build alone, with the reason in simdMissing. A
+// failed build is an error in either flavor.
+func buildForwardModules(ctx context.Context, log *slog.Logger, dir string) (builds []forwardBuild, simdMissing string, err error) {
+	scalar := forwardBuild{
+		flavor:   harness.ScalarFlavor,
+		runtime:  "m3ae-edge core (Go, GOOS=js, scalar)",
+		module:   "forward.wasm",
+		wasmExec: "wasm_exec.js",
 	}
-	wasmExec, err := harness.WasmExecJS()
+	scalarExec, err := harness.WasmExecJS()
 	if err != nil {
-		return nil, nil, err
+		return nil, "", err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "wasm_exec.js"), wasmExec, 0o644); err != nil {
-		return nil, nil, err
+	if err := writeForwardBuild(ctx, log, dir, scalar, scalarExec); err != nil {
+		return nil, "", err
 	}
+	builds = append(builds, scalar)
+
+	simd := forwardBuild{
+		flavor:   harness.WasmSIMDFlavor,
+		runtime:  "m3ae-edge core (Go, GOOS=js, SIMD128)",
+		module:   "forward-simd.wasm",
+		wasmExec: "wasm_exec-simd.js",
+	}
+	// go env GOROOT fetches the toolchain from the module proxy unless
+	// the module cache already has it, so its failure means that the SIMD
+	// flavor cannot be built here.
+	simdExec, err := harness.WasmExecJSFlavor(ctx, simd.flavor)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
+		log.Warn("browser: leaving the SIMD flavor out, because its Go toolchain is not available",
+			"toolchain", harness.SIMDToolchain, "err", err)
+		return builds, harness.SIMDToolchain + " could be neither found in the module cache nor fetched from the module proxy", nil
+	}
+	if err := writeForwardBuild(ctx, log, dir, simd, simdExec); err != nil {
+		return nil, "", err
+	}
+	return append(builds, simd), "", nil
+}
+
+// writeForwardBuild builds b's module and writes wasmExec beside it in dir.
+func writeForwardBuild(ctx context.Context, log *slog.Logger, dir string, b forwardBuild, wasmExec []byte) error {
+	log.Info("browser: building the GOOS=js module", "package", forwardPackage, "flavor", b.flavor.Name, "env", b.flavor.Env)
+	if err := buildJSModule(ctx, b.flavor, filepath.Join(dir, b.module), forwardPackage); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, b.wasmExec), wasmExec, 0o644)
+}
+
+// openBenchPage serves the page on 127.0.0.1 from dir, which holds the
+// modules of buildForwardModules, and opens it in headless Chromium.
+// closePage stops Chromium and the server.
+func openBenchPage(ctx context.Context, dir, chromium, ortDist string) (tab context.Context, closePage func(), err error) {
 	server, err := startPageServer(dir, ortDist)
 	if err != nil {
 		return nil, nil, err
@@ -141,25 +208,37 @@ func openBenchPage(ctx context.Context, dir, chromium, ortDist string) (tab cont
 }
 
 // outputDiffs are the largest differences from the native core's outputs
-// of our side in Chromium and of onnxruntime-web.
+// of our side in Chromium, either flavor, and of onnxruntime-web, and the
+// largest difference between the SIMD flavor's outputs and the scalar
+// flavor's.
 type outputDiffs struct {
-	ours, theirs float64
+	ours, theirs, flavors float64
 }
 
-// addBrowserRows checks both workers' outputs against the native core's,
-// keeping the largest differences in diffs, and adds the rows of every op
-// to table.
-func addBrowserRows(table *markdownTable, setup *inferenceSetup, ours, theirs *workerReply, peerName string, diffs *outputDiffs) error {
+// addBrowserRows checks the outputs of every build's worker in ours and
+// of onnxruntime-web's worker against the native core's, and keeps the
+// largest differences in diffs. Then it adds each op's rows to table: one
+// per build, in the order of builds, and then onnxruntime-web's. A build's
+// ours/theirs is its median over onnxruntime-web's. The simd speed-up of
+// a later build is the first build's median over its own.
+func addBrowserRows(table *markdownTable, setup *inferenceSetup, builds []forwardBuild, ours []*workerReply,
+	theirs *workerReply, peerName string, diffs *outputDiffs,
+) error {
 	for i, op := range inferenceOps {
 		want, err := setup.runCore(op)
 		if err != nil {
 			return err
 		}
-		for _, side := range []struct {
+		type side struct {
 			name   string
 			result workerResult
 			worst  *float64
-		}{{"the core in Chromium", ours.Results[i], &diffs.ours}, {"onnxruntime-web", theirs.Results[i], &diffs.theirs}} {
+		}
+		sides := []side{{"onnxruntime-web", theirs.Results[i], &diffs.theirs}}
+		for j, build := range builds {
+			sides = append(sides, side{"the " + build.flavor.Name + " core in Chromium", ours[j].Results[i], &diffs.ours})
+		}
+		for _, side := range sides {
 			diff := maxAbsDiff(side.result.Output, want)
 			if diff > maxOutputDiff {
 				return fmt.Errorf("%s: the output of %s differs from the native core's by %g, over %g: the two sides did not run the same model",
@@ -168,10 +247,19 @@ func addBrowserRows(table *markdownTable, setup *inferenceSetup, ours, theirs *w
 			*side.worst = max(*side.worst, diff)
 		}
 
-		oursSummary, theirsSummary := summarize(ours.Results[i].Millis), summarize(theirs.Results[i].Millis)
-		table.add(timingRow([]string{setup.preset, op.name, "m3ae-edge core (Go, GOOS=js)"}, oursSummary, "-")...)
-		ratio := formatRatio(oursSummary.median, theirsSummary.median)
-		table.add(timingRow([]string{setup.preset, op.name, peerName}, theirsSummary, ratio)...)
+		theirsSummary := summarize(theirs.Results[i].Millis)
+		scalarSummary := summarize(ours[0].Results[i].Millis)
+		for j, build := range builds {
+			oursSummary := summarize(ours[j].Results[i].Millis)
+			speedUp := "-"
+			if j > 0 {
+				speedUp = formatRatio(scalarSummary.median, oursSummary.median)
+				diffs.flavors = max(diffs.flavors, maxAbsDiff(ours[j].Results[i].Output, ours[0].Results[i].Output))
+			}
+			row := timingRow([]string{setup.preset, op.name, build.runtime}, oursSummary, formatRatio(oursSummary.median, theirsSummary.median))
+			table.add(append(row, speedUp)...)
+		}
+		table.add(append(timingRow([]string{setup.preset, op.name, peerName}, theirsSummary, "-"), "-")...)
 	}
 	return nil
 }
@@ -184,19 +272,21 @@ func findChromium(path string) error {
 	return nil
 }
 
-// buildJSModule builds the GOOS=js package pkg into out with the go
-// command of the running toolchain. The current folder must be inside
-// this module.
-func buildJSModule(ctx context.Context, out, pkg string) error {
+// buildJSModule builds the GOOS=js package pkg of flavor into out with the
+// go command of the running toolchain, which switches to the toolchain
+// that flavor's GOTOOLCHAIN names. The current folder must be inside this
+// module.
+func buildJSModule(ctx context.Context, flavor harness.Flavor, out, pkg string) error {
 	tool, err := harness.GoTool()
 	if err != nil {
 		return fmt.Errorf("find the go command: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, tool, "build", "-trimpath", "-o", out, pkg)
-	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	env := append(slices.Clone(flavor.Env), "GOOS=js", "GOARCH=wasm")
+	cmd.Env = append(os.Environ(), env...)
 	output, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("GOOS=js GOARCH=wasm go build %s: %w (run m3ae-bench from the repository)\n%s", pkg, err, output)
+		return fmt.Errorf("%s go build %s: %w (run m3ae-bench from the repository)\n%s", strings.Join(env, " "), pkg, err, output)
 	}
 	return nil
 }
@@ -252,12 +342,16 @@ func maskBytes(hidden []bool) []byte {
 }
 
 // workerSpec is the message that ours-worker.js and ort-worker.js read.
+// Module and WasmExec, the URLs of the GOOS=js module and of its
+// wasm_exec.js, are for ours-worker.js only.
 type workerSpec struct {
-	Model  string     `json:"model,omitempty"`
-	Inputs string     `json:"inputs"`
-	Warmup int        `json:"warmup"`
-	Runs   int        `json:"runs"`
-	Ops    []workerOp `json:"ops"`
+	Module   string     `json:"module,omitempty"`
+	WasmExec string     `json:"wasmExec,omitempty"`
+	Model    string     `json:"model,omitempty"`
+	Inputs   string     `json:"inputs"`
+	Warmup   int        `json:"warmup"`
+	Runs     int        `json:"runs"`
+	Ops      []workerOp `json:"ops"`
 }
 
 type workerOp struct {
@@ -286,12 +380,14 @@ type workerResult struct {
 	Output []float32 `json:"output"`
 }
 
-func oursSpec(preset string, counts runCounts) workerSpec {
+func oursSpec(preset string, build forwardBuild, counts runCounts) workerSpec {
 	spec := workerSpec{
-		Model:  "/files/" + preset + "/model.safetensors",
-		Inputs: "/files/" + preset + "/",
-		Warmup: counts.oursWarmup,
-		Runs:   counts.oursRuns,
+		Module:   "/" + build.module,
+		WasmExec: "/" + build.wasmExec,
+		Model:    "/files/" + preset + "/model.safetensors",
+		Inputs:   "/files/" + preset + "/",
+		Warmup:   counts.oursWarmup,
+		Runs:     counts.oursRuns,
 	}
 	for _, op := range inferenceOps {
 		spec.Ops = append(spec.Ops, workerOp{Name: op.name})
@@ -407,7 +503,7 @@ func startPageServer(dir, ortDist string) (*pageServer, error) {
 	for _, name := range []string{"ours-worker.js", "ort-worker.js"} {
 		mux.Handle("GET /"+name, http.FileServerFS(page))
 	}
-	for _, name := range []string{"forward.wasm", "wasm_exec.js"} {
+	for _, name := range []string{"forward.wasm", "wasm_exec.js", "forward-simd.wasm", "wasm_exec-simd.js"} {
 		path := filepath.Join(dir, name)
 		mux.HandleFunc("GET /"+name, func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, path) })
 	}
@@ -440,8 +536,16 @@ func noStore(next http.Handler) http.Handler {
 	})
 }
 
-// browserText returns the paragraphs above the table.
-func browserText(env *benchEnv, diffs outputDiffs) string {
+// goRelease returns the release of the running toolchain, such as
+// go1.26.8, without the experiments that runtime.Version appends.
+func goRelease() string {
+	release, _, _ := strings.Cut(runtime.Version(), "-X:")
+	return release
+}
+
+// browserText returns the paragraphs above the table. simdMissing is the
+// reason that the SIMD rows are left out, or is empty.
+func browserText(env *benchEnv, diffs outputDiffs, simdMissing string) string {
 	var b strings.Builder
 	b.WriteString("Batch 1, float32, the models and inputs of the onnx-node group: seeded random weights, " +
 		"the forward pass from the same preprocessed patches, token ids and masks on both sides. " +
@@ -451,17 +555,31 @@ func browserText(env *benchEnv, diffs outputDiffs) string {
 		"tokenizing and output conversion that the wasm group's figures include). " +
 		"onnxruntime-web runs the same ONNX files with its wasm backend, SIMD on, `numThreads = 1`, " +
 		"timed around `session.run`. So both run on one thread, as Go's js/wasm port always does. ")
+	fmt.Fprintf(&b, "The core comes in two flavors with the same outputs. "+
+		"The scalar one is built with the running toolchain (%s, whose wasm backend emits no SIMD) and `GOEXPERIMENT=` unset. "+
+		"The SIMD one is built with `GOTOOLCHAIN=%s GOEXPERIMENT=simd`, as `make wasm` does, so its kernels use WebAssembly SIMD128. ",
+		goRelease(), harness.SIMDToolchain)
 	for _, preset := range inferencePresets(env) {
 		counts := inferenceRuns(env, preset)
 		fmt.Fprintf(&b, "%s makes %d warm-up calls on our side and %d on onnxruntime-web's before the timed ones. ",
 			preset, counts.oursWarmup, counts.peerWarmup)
 	}
-	b.WriteString("p90 is the nearest-rank 90th percentile. ours/theirs is the ratio of medians: above 1, ours is slower. ")
+	b.WriteString("p90 is the nearest-rank 90th percentile. ours/theirs is the core row's median over onnxruntime-web's: above 1, ours is slower. " +
+		"simd speed-up is the scalar median over the SIMD median: above 1, the SIMD flavor is faster. ")
 	ours := "matched the native core's exactly"
 	if diffs.ours > 0 {
 		ours = fmt.Sprintf("differed from the native core's by at most %.2g", diffs.ours)
 	}
-	fmt.Fprintf(&b, "Our outputs (`cls_embedding`, `encoded`) %s, and onnxruntime-web's differed by at most %.2g.\n",
+	fmt.Fprintf(&b, "Our outputs (`cls_embedding`, `encoded`) %s, and onnxruntime-web's differed by at most %.2g. ",
 		ours, diffs.theirs)
+	switch {
+	case simdMissing != "":
+		fmt.Fprintf(&b, "\n\nSIMD rows left out: %s.\n", simdMissing)
+	case diffs.flavors == 0:
+		b.WriteString("The SIMD flavor's outputs matched the scalar flavor's exactly.\n")
+	default:
+		fmt.Fprintf(&b, "The SIMD flavor's outputs differed from the scalar flavor's by at most %.2g, although the two should match bit for bit.\n",
+			diffs.flavors)
+	}
 	return b.String()
 }

@@ -1,8 +1,9 @@
-// The wasm group measures the WebAssembly builds. It reports the module
-// sizes (raw, gzip, brotli) and the plugin's start-up time with and
-// without the compilation cache. Then, for each preset, it times whole
-// embed and reconstruct calls natively, through the wazero plugin and in
-// a Web Worker in headless Chromium.
+// The wasm group measures the WebAssembly builds, in the scalar flavor and
+// in the WebAssembly SIMD flavor. It reports the module sizes (raw, gzip,
+// brotli) and the scalar plugin's start-up time with and without the
+// compilation cache. Then, for each preset, it times whole embed and
+// reconstruct calls natively, and through the wazero plugin and in a Web
+// Worker in headless Chromium in each flavor.
 
 package main
 
@@ -13,11 +14,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -32,15 +36,19 @@ import (
 func init() {
 	register(group{
 		name:  "wasm",
-		about: "WebAssembly module sizes, plugin start-up, and embed and reconstruct natively, in wazero and in Chromium",
+		about: "WebAssembly module sizes, plugin start-up, and embed and reconstruct natively, in wazero and in Chromium, scalar and SIMD",
 		run:   runWasm,
 	})
 }
 
-// Paths of the two modules that `make wasm` builds.
+// Paths of the four modules that `make wasm` builds.
 var (
 	browserModuleFlag = stringFlag("browser", "build/m3ae.wasm", "GOOS=js module of wasm/browser for the wasm group (make wasm builds it)")
 	pluginModuleFlag  = stringFlag("plugin", "build/m3ae-plugin.wasm", "GOOS=wasip1 plugin of wasm/plugin for the wasm group (make wasm builds it)")
+	browserSIMDFlag   = stringFlag("browser-simd", "build/m3ae-simd.wasm",
+		"GOOS=js module of wasm/browser with WebAssembly SIMD kernels for the wasm group (make wasm builds it); its rows are left out when the file is missing")
+	pluginSIMDFlag = stringFlag("plugin-simd", "build/m3ae-plugin-simd.wasm",
+		"GOOS=wasip1 plugin of wasm/plugin with WebAssembly SIMD kernels for the wasm group (make wasm builds it); its rows are left out when the file is missing")
 )
 
 // wasmSettings are the presets and call counts of one run, and what the
@@ -53,6 +61,20 @@ type wasmSettings struct {
 	// chromiumMissing names the Chromium executable that was not found, so
 	// that the Chromium rows are left out, or is empty.
 	chromiumMissing string
+	// simdMissing lists the SIMD modules that were not found, so that
+	// their rows are left out.
+	simdMissing []string
+}
+
+// wasmFlavor is one flavor's modules, which the latency table times.
+type wasmFlavor struct {
+	// suffix follows "wazero" and "chromium" in the target names: empty
+	// for the scalar flavor and " simd" for the SIMD one.
+	suffix string
+	// plugin is the GOOS=wasip1 plugin, or nil to leave its rows out.
+	plugin []byte
+	// browser runs the GOOS=js module, or is nil to leave its rows out.
+	browser *harness.Browser
 }
 
 func newWasmSettings(env *benchEnv) wasmSettings {
@@ -73,6 +95,16 @@ func runWasm(ctx context.Context, env *benchEnv) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read the plugin: %w (build it with make wasm, or pass -plugin)", err)
 	}
+	modules := map[string][]byte{browserPath: browserModule, pluginPath: pluginModule}
+	browserSIMDPath, pluginSIMDPath := env.flag(browserSIMDFlag), env.flag(pluginSIMDFlag)
+	browserSIMD, err := readSIMDModule(env.log, &s, browserSIMDPath, modules)
+	if err != nil {
+		return "", fmt.Errorf("read the SIMD browser module: %w (build it with make wasm, or pass -browser-simd)", err)
+	}
+	pluginSIMD, err := readSIMDModule(env.log, &s, pluginSIMDPath, modules)
+	if err != nil {
+		return "", fmt.Errorf("read the SIMD plugin: %w (build it with make wasm, or pass -plugin-simd)", err)
+	}
 	imageData, err := os.ReadFile(env.flag(imageFlag))
 	if err != nil {
 		return "", fmt.Errorf("read -image: %w", err)
@@ -81,7 +113,7 @@ func runWasm(ctx context.Context, env *benchEnv) (string, error) {
 
 	var body strings.Builder
 	env.log.Info("wasm: module sizes")
-	sizes, err := moduleSizes(map[string][]byte{browserPath: browserModule, pluginPath: pluginModule})
+	sizes, err := moduleSizes(modules)
 	if err != nil {
 		return "", err
 	}
@@ -93,7 +125,7 @@ func runWasm(ctx context.Context, env *benchEnv) (string, error) {
 	}
 	body.WriteString("### Plugin start-up (ms)\n\n" + startup + "\n")
 
-	var browser *harness.Browser
+	flavors := []wasmFlavor{{suffix: "", plugin: pluginModule}, {suffix: " simd", plugin: pluginSIMD}}
 	chromium := env.flag(chromiumFlag)
 	if harness.ChromiumAvailable(chromium) {
 		profile, err := os.MkdirTemp("", "m3ae-bench-chromium-")
@@ -101,11 +133,26 @@ func runWasm(ctx context.Context, env *benchEnv) (string, error) {
 			return "", err
 		}
 		defer os.RemoveAll(profile)
-		browser, err = startHarnessBrowser(ctx, chromium, browserModule, profile)
+		wasmExec, err := harness.WasmExecJS()
 		if err != nil {
 			return "", err
 		}
-		defer browser.Close()
+		flavors[0].browser, err = startHarnessBrowser(ctx, chromium, browserModule, wasmExec, filepath.Join(profile, "scalar"))
+		if err != nil {
+			return "", err
+		}
+		defer flavors[0].browser.Close()
+		if browserSIMD != nil {
+			wasmExec, err = simdWasmExecJS(ctx, env.log, wasmExec)
+			if err != nil {
+				return "", err
+			}
+			flavors[1].browser, err = startHarnessBrowser(ctx, chromium, browserSIMD, wasmExec, filepath.Join(profile, "simd"))
+			if err != nil {
+				return "", err
+			}
+			defer flavors[1].browser.Close()
+		}
 	} else {
 		s.chromiumMissing = chromium
 	}
@@ -118,13 +165,47 @@ func runWasm(ctx context.Context, env *benchEnv) (string, error) {
 	for _, preset := range s.presets {
 		for _, precision := range []string{"float32", "int8"} {
 			env.log.Info("wasm: timing", "preset", preset, "precision", precision)
-			if err := latencyRows(ctx, table, s, preset, precision, pluginModule, cache, browser, imageData); err != nil {
+			if err := latencyRows(ctx, table, s, preset, precision, flavors, cache, imageData); err != nil {
 				return "", fmt.Errorf("preset %s %s: %w", preset, precision, err)
 			}
 		}
 	}
 	body.WriteString("### Latency (ms per call)\n\n" + latencyText(s) + "\n" + table.String())
 	return body.String(), nil
+}
+
+// readSIMDModule reads the SIMD module at path into modules and returns
+// it. When the file does not exist, it logs a warning, adds path to
+// s.simdMissing and returns nil, so that the module's rows are left out.
+func readSIMDModule(log *slog.Logger, s *wasmSettings, path string, modules map[string][]byte) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		log.Warn("wasm: leaving the rows of a missing SIMD module out", "path", path)
+		s.simdMissing = append(s.simdMissing, path)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	modules[path] = data
+	return data, nil
+}
+
+// simdWasmExecJS returns the wasm_exec.js of harness.SIMDToolchain, which
+// the go command finds in the module cache or fetches from the module
+// proxy. When neither works, it logs a warning and returns scalar, the
+// running toolchain's file, which make wasm checks to be the same.
+func simdWasmExecJS(ctx context.Context, log *slog.Logger, scalar []byte) ([]byte, error) {
+	wasmExec, err := harness.WasmExecJSFlavor(ctx, harness.WasmSIMDFlavor)
+	if err == nil {
+		return wasmExec, nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	log.Warn("wasm: serving the SIMD browser module with the running toolchain's wasm_exec.js, because its own toolchain is not available",
+		"toolchain", harness.SIMDToolchain, "err", err)
+	return scalar, nil
 }
 
 // moduleSizes returns the table of each module's size raw, gzipped (level
@@ -136,7 +217,16 @@ func moduleSizes(modules map[string][]byte) (string, error) {
 		paths = append(paths, path)
 	}
 	slices.SortFunc(paths, func(a, b string) int { return cmp.Compare(filepath.Base(a), filepath.Base(b)) })
-	for _, path := range paths {
+	// brotli -q 11 takes seconds per module on one core, so all modules
+	// are compressed at once.
+	brotli := make([]string, len(paths))
+	var wg sync.WaitGroup
+	for i, path := range paths {
+		wg.Go(func() { brotli[i] = brotliSize(path) })
+	}
+	wg.Wait()
+
+	for i, path := range paths {
 		data := modules[path]
 		var gz bytes.Buffer
 		w, err := gzip.NewWriterLevel(&gz, gzip.BestCompression)
@@ -149,13 +239,19 @@ func moduleSizes(modules map[string][]byte) (string, error) {
 		if err := w.Close(); err != nil {
 			return "", err
 		}
-		brotli := "brotli not installed"
-		if out, err := exec.Command("brotli", "-c", "-q", "11", path).Output(); err == nil {
-			brotli = fmt.Sprint(len(out))
-		}
-		table.add(filepath.Base(path), fmt.Sprint(len(data)), fmt.Sprint(gz.Len()), brotli)
+		table.add(filepath.Base(path), fmt.Sprint(len(data)), fmt.Sprint(gz.Len()), brotli[i])
 	}
 	return table.String(), nil
+}
+
+// brotliSize returns the size of the file at path compressed by the brotli
+// command at quality 11, or "brotli not installed" when the command fails.
+func brotliSize(path string) string {
+	out, err := exec.Command("brotli", "-c", "-q", "11", path).Output()
+	if err != nil {
+		return "brotli not installed"
+	}
+	return fmt.Sprint(len(out))
 }
 
 // pluginStartup times host.Open (compile and first instance) without a
@@ -216,9 +312,11 @@ func pluginStartup(ctx context.Context, module []byte) (string, error) {
 	return table.String(), nil
 }
 
-func startHarnessBrowser(ctx context.Context, chromium string, module []byte, profile string) (*harness.Browser, error) {
-	wasmExec, err := harness.WasmExecJS()
-	if err != nil {
+// startHarnessBrowser starts Chromium with a fresh profile in the folder
+// profile, which it creates, on the harness page that runs module with
+// wasmExec.
+func startHarnessBrowser(ctx context.Context, chromium string, module, wasmExec []byte, profile string) (*harness.Browser, error) {
+	if err := os.MkdirAll(profile, 0o755); err != nil {
 		return nil, err
 	}
 	return harness.StartBrowser(ctx, harness.BrowserConfig{
@@ -240,22 +338,23 @@ func wasmCases() []harness.Case {
 }
 
 // pluginVariants are the wazero host settings timed: the default, which
-// stops a running call when its context ends, and interruption off.
+// stops a running call when its context ends, and interruption off. A
+// row's target is "wazero", the flavor's suffix and the variant's suffix.
 var pluginVariants = []struct {
-	target string
+	suffix string
 	opts   []host.Option
 }{
-	{"wazero", nil},
-	{"wazero, no interrupt", []host.Option{host.WithCloseOnContextDone(false)}},
+	{"", nil},
+	{", no interrupt", []host.Option{host.WithCloseOnContextDone(false)}},
 }
 
 // latencyRows adds the rows of one preset and precision to table: native,
-// then each wazero variant, then Chromium when browser is not nil. The x
-// native column is each row's median over the native median of the same
-// op. Native calls run with GOMAXPROCS 1, because the wasm targets run Go
-// code on one thread.
+// then each wazero variant of each flavor with a plugin, then Chromium in
+// each flavor with a browser. The x native column is each row's median
+// over the native median of the same op. Native calls run with GOMAXPROCS
+// 1, because the wasm targets run Go code on one thread.
 func latencyRows(ctx context.Context, table *markdownTable, s wasmSettings, preset, precision string,
-	pluginModule []byte, cache wazero.CompilationCache, browser *harness.Browser, imageData []byte,
+	flavors []wasmFlavor, cache wazero.CompilationCache, imageData []byte,
 ) error {
 	model, err := harness.ModelFile(preset, benchModelSeed)
 	if err != nil {
@@ -300,27 +399,44 @@ func latencyRows(ctx context.Context, table *markdownTable, s wasmSettings, pres
 	}
 
 	// wazero plugin, with and without stopping calls on a done context.
-	for _, variant := range pluginVariants {
-		opts := append([]host.Option{host.WithPoolSize(1), host.WithCompilationCache(cache)}, variant.opts...)
-		if err := pluginRows(ctx, table, s, label, variant.target, pluginModule, opts, model, cases, inputs, native); err != nil {
-			return fmt.Errorf("%s: %w", variant.target, err)
+	for _, flavor := range flavors {
+		if flavor.plugin == nil {
+			continue
+		}
+		for _, variant := range pluginVariants {
+			target := "wazero" + flavor.suffix + variant.suffix
+			opts := append([]host.Option{host.WithPoolSize(1), host.WithCompilationCache(cache)}, variant.opts...)
+			if err := pluginRows(ctx, table, s, label, target, flavor.plugin, opts, model, cases, inputs, native); err != nil {
+				return fmt.Errorf("%s: %w", target, err)
+			}
 		}
 	}
 
 	// Chromium.
-	if browser == nil {
-		return nil
+	for _, flavor := range flavors {
+		if flavor.browser == nil {
+			continue
+		}
+		if err := browserRows(ctx, table, s, label, "chromium"+flavor.suffix, flavor.browser, model, cases, inputs, native); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+func browserRows(ctx context.Context, table *markdownTable, s wasmSettings, label, target string, browser *harness.Browser,
+	model []byte, cases []harness.Case, inputs harness.Inputs, native map[string]float64,
+) error {
 	run, err := browser.Run(ctx, model, cases, inputs, harness.RunOptions{Warmup: s.warmup, Repeat: s.runs})
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", target, err)
 	}
 	for _, result := range run.Results {
 		if result.Output.Error != "" {
-			return fmt.Errorf("chromium %s: %s", result.Name, result.Output.Error)
+			return fmt.Errorf("%s %s: %s", target, result.Name, result.Output.Error)
 		}
 		sum := summarize(result.Millis)
-		table.add(timingRow([]string{label, result.Name, "chromium", formatMillis(run.LoadMillis)}, sum,
+		table.add(timingRow([]string{label, result.Name, target, formatMillis(run.LoadMillis)}, sum,
 			formatRatio(sum.median, native[result.Name]))...)
 	}
 	return nil
@@ -383,11 +499,17 @@ func latencyText(s wasmSettings) string {
 		"`wazero` is the plugin host's default, which stops a running call when its context ends. "+
 		"`wazero, no interrupt` is the same with `host.WithCloseOnContextDone(false)`, which checks the context only between calls. "+
 		"`chromium` runs the browser module inside a Web Worker. "+
+		"`wazero`, `wazero, no interrupt` and `chromium` run the scalar flavor, built with Go 1.26, whose wasm backend emits no SIMD. "+
+		"The `wazero simd`, `wazero simd, no interrupt` and `chromium simd` rows run the same code built with "+
+		"`GOTOOLCHAIN=%s GOEXPERIMENT=simd` (`-plugin-simd`, `-browser-simd`), whose kernels use WebAssembly SIMD128. "+
 		"Go's wasm ports run Go code on one thread, so the native rows run with GOMAXPROCS 1 as well. "+
 		"x native is the row's median over the native median of the same op: above 1, the target is slower than native Go.\n",
-		s.imageName, benchCaption, s.runs, s.warmup)
+		s.imageName, benchCaption, s.runs, s.warmup, harness.SIMDToolchain)
 	if s.chromiumMissing != "" {
 		fmt.Fprintf(&b, "\nChromium rows left out: %s not found.\n", s.chromiumMissing)
+	}
+	for _, path := range s.simdMissing {
+		fmt.Fprintf(&b, "\nSIMD rows of %s left out: the file was not found (make wasm builds it).\n", path)
 	}
 	return b.String()
 }

@@ -1,12 +1,13 @@
 // Times the core's forward pass, built for GOOS=js from testdata/forward,
 // on the spec that the browser group of cmd/m3ae-bench posts:
 //
-//   {model: URL, inputs: URL prefix, ops: [{name: "embed" | "reconstruct"}],
-//    warmup: N, runs: N}
+//   {module: URL, wasmExec: URL, model: URL, inputs: URL prefix,
+//    ops: [{name: "embed" | "reconstruct"}], warmup: N, runs: N}
 //
-// and posts back {ok: true, results: [{name, millis: [..], output: [..]}]}
-// with the output of the last call, or {ok: false, error}.
-importScripts("/wasm_exec.js");
+// module is one flavor of forward.wasm and wasmExec the wasm_exec.js of the
+// toolchain that built it. The worker posts back {ok: true, results:
+// [{name, millis: [..], output: [..]}]} with the output of the last call,
+// or {ok: false, error}.
 
 async function fetchBytes(url) {
   const response = await fetch(url);
@@ -24,19 +25,22 @@ function check(value) {
   return value;
 }
 
-async function startModule() {
+async function startModule(spec) {
+  // A classic worker may import scripts at any time, and each spec runs in
+  // a fresh worker, so every flavor gets its own wasm_exec.js.
+  importScripts(spec.wasmExec);
   const go = new Go();
-  const { instance } = await WebAssembly.instantiateStreaming(fetch("/forward.wasm"), go.importObject);
+  const { instance } = await WebAssembly.instantiateStreaming(fetch(spec.module), go.importObject);
   go.run(instance);
   if (!globalThis.m3aeForward) {
-    throw new Error("forward.wasm did not define globalThis.m3aeForward");
+    throw new Error(`${spec.module} did not define globalThis.m3aeForward`);
   }
 }
 
 onmessage = async (event) => {
   try {
     const spec = event.data;
-    await startModule();
+    await startModule(spec);
     check(m3aeForward.load(await fetchBytes(spec.model)));
     const names = ["patches", "tokens", "image_mask", "text_mask"];
     const inputs = await Promise.all(names.map((name) => fetchBytes(spec.inputs + name)));
