@@ -31,8 +31,8 @@ import (
 type group struct {
 	name  string
 	about string
-	// run measures and returns the section's Markdown body, without the
-	// heading line that main adds.
+	// run measures and returns the section's Markdown body. main puts the
+	// line naming the date, machine and command above it.
 	run func(ctx context.Context, env *benchEnv) (string, error)
 }
 
@@ -59,8 +59,8 @@ func register(g group) {
 	groups = slices.Insert(groups, at, g)
 }
 
-// benchEnv is what every group gets: the parsed flags and a logger for
-// progress on stderr.
+// benchEnv is the environment every group gets: the parsed flags and a
+// logger for progress on stderr.
 type benchEnv struct {
 	log *slog.Logger
 	// quick shortens every group to a smoke run: fewer repetitions and the
@@ -74,7 +74,7 @@ type benchEnv struct {
 var flagDefs = map[string]struct{ value, usage string }{}
 
 // stringFlag declares a string flag for a group's file. Call it from a
-// package-level var initialiser so that main sees every flag.
+// package-level var initialiser so that main registers every flag.
 func stringFlag(name, value, usage string) string {
 	flagDefs[name] = struct{ value, usage string }{value, usage}
 	return name
