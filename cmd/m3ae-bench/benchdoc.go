@@ -39,14 +39,16 @@ func Replace(doc []byte, name string, body string) ([]byte, error) {
 	if !sectionName.MatchString(name) {
 		return nil, fmt.Errorf("section name %q: use lower-case letters, digits and dashes", name)
 	}
+
 	begin, end := Markers(name)
 	text := string(doc)
 	if n := strings.Count(text, begin); n > 1 {
-		return nil, fmt.Errorf("section %q: %d begin markers; keep one", name, n)
+		return nil, fmt.Errorf("section %q: found %d begin markers: keep one", name, n)
 	}
 	if n := strings.Count(text, end); n > 1 {
-		return nil, fmt.Errorf("section %q: %d end markers; keep one", name, n)
+		return nil, fmt.Errorf("section %q: found %d end markers: keep one", name, n)
 	}
+
 	body = strings.TrimRight(body, "\n") + "\n"
 	i, j := strings.Index(text, begin), strings.Index(text, end)
 	switch {
@@ -59,8 +61,9 @@ func Replace(doc []byte, name string, body string) ([]byte, error) {
 		b.WriteString(begin + "\n" + body + end + "\n")
 		return b.Bytes(), nil
 	case i < 0 || j < 0 || j < i:
-		return nil, fmt.Errorf("section %q: begin and end markers are missing or out of order; fix them by hand", name)
+		return nil, fmt.Errorf("section %q: begin and end markers are missing or out of order: fix them by hand", name)
 	}
+
 	var b bytes.Buffer
 	b.WriteString(text[:i])
 	b.WriteString(begin + "\n" + body)
@@ -104,6 +107,7 @@ func ReplaceFile(path, name, body string) error {
 	if info, err := os.Stat(path); err == nil {
 		mode = info.Mode().Perm()
 	}
+
 	doc, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err
@@ -112,6 +116,7 @@ func ReplaceFile(path, name, body string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".benchdoc-*")
 	if err != nil {
 		return err

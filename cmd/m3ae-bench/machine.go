@@ -10,8 +10,8 @@ import (
 	"strings"
 )
 
-// cpuInfo is what /proc/cpuinfo says about the first processor, which
-// lscpu reports as well.
+// cpuInfo is the description of the first processor in /proc/cpuinfo,
+// which lscpu reports as well.
 type cpuInfo struct {
 	model string
 	cores int

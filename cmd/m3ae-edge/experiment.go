@@ -124,9 +124,8 @@ text-mask-ratio study (4 arms, 2 seeds) takes 20 minutes or more.`,
 		"arms of the text-mask-ratio study: comma-separated fractions of text positions hidden (default %s)", joinFloats(experiment.DefaultTextMaskRatios)))
 	flags.Float64SliceVar(&opts.pairedFractions, "paired-fractions", nil, fmt.Sprintf(
 		"arms of the paired-vs-unpaired study: comma-separated shares of the pairs kept paired, 0 to 1 (default %s)", joinFloats(experiment.DefaultPairedFractions)))
-	// The list flags default to nil, which means the study's own arms, and
-	// their usage names those; an empty DefValue keeps pflag from adding
-	// "(default [])" after it.
+	// A nil list means the study's own arms, which the usage names. An
+	// empty DefValue stops pflag from adding "(default [])" after it.
 	for _, name := range []string{"text-mask-ratios", "paired-fractions"} {
 		flags.Lookup(name).DefValue = ""
 	}

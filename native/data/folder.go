@@ -20,7 +20,7 @@ type TextSource struct {
 	lineNumbers []int
 }
 
-// maxTextLineBytes bounds one line of a text file or a captions file; the
+// maxTextLineBytes bounds one line of a text file or a captions file. The
 // tokenizer reads at most the first core.MaxInputBytes (64 KiB) of a
 // caption anyway.
 const maxTextLineBytes = 1 << 20
