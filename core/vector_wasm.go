@@ -8,13 +8,27 @@ import "simd/archsimd"
 // kernels: a lane computes one output element with the scalar kernel's
 // float32 operations in the scalar kernel's order.
 
-// attentionScores is attentionScoresScalar with a lane per key, 8 keys at
-// a time.
+// attentionScores is attentionScoresScalar with a lane per key, 16 keys
+// at a time while they last, then 8.
 func attentionScores(row, q, keys []float32, scale float32) {
 	columns := keyColumns(len(row))
 	keys = keys[:len(q)*columns]
 	s := archsimd.BroadcastFloat32x4(scale)
-	for j := 0; j < len(row); j += 8 {
+	j := 0
+	for ; j+16 <= len(row); j += 16 {
+		var a0, a1, a2, a3 archsimd.Float32x4
+		for d, qd := range q {
+			k := keys[d*columns+j : d*columns+j+16]
+			v := archsimd.BroadcastFloat32x4(qd)
+			a0 = a0.Add(v.Mul(archsimd.LoadFloat32x4(k[0:4])))
+			a1 = a1.Add(v.Mul(archsimd.LoadFloat32x4(k[4:8])))
+			a2 = a2.Add(v.Mul(archsimd.LoadFloat32x4(k[8:12])))
+			a3 = a3.Add(v.Mul(archsimd.LoadFloat32x4(k[12:16])))
+		}
+		storeFloat32x4Pair(row, j, a0.Mul(s), a1.Mul(s))
+		storeFloat32x4Pair(row, j+8, a2.Mul(s), a3.Mul(s))
+	}
+	for ; j < len(row); j += 8 {
 		var a0, a1 archsimd.Float32x4
 		for d, qd := range q {
 			k := keys[d*columns+j : d*columns+j+8]
