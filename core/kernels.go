@@ -51,14 +51,24 @@ func layerNorm(dst, x, scale, bias []float32, rows, width int) {
 		}
 		rstd := 1 / float32(math.Sqrt(float64(squares/n+layerNormEps)))
 
-		for k, v := range row {
-			out[k] = float32(float32((v-mean)*rstd)*scale[k]) + bias[k]
-		}
+		normalizeRow(out, row, scale, bias, mean, rstd)
 	}
 }
 
-// addInPlace sets dst[i] += src[i] for every i of src.
-func addInPlace(dst, src []float32) {
+// normalizeRowScalar sets out[k] = (row[k]-mean)*rstd*scale[k] + bias[k]
+// for every k of row, rounding to float32 after each operation. out may be
+// row.
+func normalizeRowScalar(out, row, scale, bias []float32, mean, rstd float32) {
+	out = out[:len(row)]
+	scale = scale[:len(row)]
+	bias = bias[:len(row)]
+	for k, v := range row {
+		out[k] = float32(float32((v-mean)*rstd)*scale[k]) + bias[k]
+	}
+}
+
+// addInPlaceScalar sets dst[i] += src[i] for every i of src.
+func addInPlaceScalar(dst, src []float32) {
 	dst = dst[:len(src)]
 	for i, v := range src {
 		dst[i] += v
@@ -86,7 +96,9 @@ func gelu32(x float32) float32 {
 	return 0.5 * x * (1 + tanh32(float32(geluScale*inner)))
 }
 
-// softmaxInPlace replaces x with exp(x - max) / sum(exp(x - max)).
+// softmaxInPlace replaces x with exp(x - max) / sum(exp(x - max)). The
+// sum adds the exponentials in index order, and the kernels that compute
+// them and scale by 1/sum run one lane per element.
 func softmaxInPlace(x []float32) {
 	maxValue := x[0]
 	for _, v := range x[1:] {
@@ -94,15 +106,27 @@ func softmaxInPlace(x []float32) {
 			maxValue = v
 		}
 	}
+	expDiffInPlace(x, maxValue)
 	var sum float32
-	for i, v := range x {
-		e := exp32(v - maxValue)
-		x[i] = e
+	for _, e := range x {
 		sum += e
 	}
-	inv := 1 / sum
+	scaleInPlace(x, 1/sum)
+}
+
+// expDiffInPlaceScalar sets x[i] = exp32(x[i] - m). Every x[i] - m is at
+// most 0 or NaN when m is the maximum of x, which the SIMD versions rely
+// on.
+func expDiffInPlaceScalar(x []float32, m float32) {
 	for i, v := range x {
-		x[i] = v * inv
+		x[i] = exp32(v - m)
+	}
+}
+
+// scaleInPlaceScalar sets x[i] *= s.
+func scaleInPlaceScalar(x []float32, s float32) {
+	for i, v := range x {
+		x[i] = v * s
 	}
 }
 

@@ -4,10 +4,10 @@ package core
 
 import "simd/archsimd"
 
-// AVX2 kernels of attention and GELU, with the lane rules of the matmul
-// kernels: a lane computes one output element with the scalar kernel's
-// float32 operations in the scalar kernel's order, and every kernel ends
-// with VZEROUPPER.
+// AVX2 kernels of attention, GELU, LayerNorm, softmax and residual adds,
+// with the lane rules of the matmul kernels. A lane computes one output
+// element with the scalar kernel's float32 operations in the scalar
+// kernel's order, and every kernel ends with VZEROUPPER.
 
 // attentionScores is attentionScoresScalar with a lane per key, 32 keys at
 // a time while they last and then 8.
@@ -141,4 +141,109 @@ func gelu32x8(x archsimd.Float32x8) archsimd.Float32x8 {
 	th = zero.Sub(th).Merge(th, negative)
 
 	return archsimd.BroadcastFloat32x8(0.5).Mul(x).Mul(one.Add(th))
+}
+
+// normalizeRow is normalizeRowScalar with a lane per element, 8 at a time,
+// and the last len(row)%8 elements scalar.
+func normalizeRow(out, row, scale, bias []float32, mean, rstd float32) {
+	if !hasAVX2 {
+		normalizeRowScalar(out, row, scale, bias, mean, rstd)
+		return
+	}
+	out = out[:len(row)]
+	scale = scale[:len(row)]
+	bias = bias[:len(row)]
+	m := archsimd.BroadcastFloat32x8(mean)
+	r := archsimd.BroadcastFloat32x8(rstd)
+	k := 0
+	for ; k+8 <= len(row); k += 8 {
+		v := archsimd.LoadFloat32x8((*[8]float32)(row[k : k+8]))
+		s := archsimd.LoadFloat32x8((*[8]float32)(scale[k : k+8]))
+		b := archsimd.LoadFloat32x8((*[8]float32)(bias[k : k+8]))
+		v.Sub(m).Mul(r).Mul(s).Add(b).Store((*[8]float32)(out[k : k+8]))
+	}
+	archsimd.ClearAVXUpperBits()
+	normalizeRowScalar(out[k:], row[k:], scale[k:], bias[k:], mean, rstd)
+}
+
+// expDiffInPlace is expDiffInPlaceScalar with a lane per element, 8 at a
+// time, and the last len(x)%8 elements scalar. Each lane follows exp32 for
+// an argument that is at most 0 or NaN: the rounding of negative n, the
+// underflow to 0 below exp32Underflow (-Inf included) and NaN passed
+// through. Arguments above 0, which softmax never makes, would need
+// exp32's other branches.
+func expDiffInPlace(x []float32, m float32) {
+	if !hasAVX2 {
+		expDiffInPlaceScalar(x, m)
+		return
+	}
+	shift := archsimd.BroadcastFloat32x8(m)
+	i := 0
+	for ; i+8 <= len(x); i += 8 {
+		lanes := (*[8]float32)(x[i : i+8])
+		expNonPositive32x8(archsimd.LoadFloat32x8(lanes).Sub(shift)).Store(lanes)
+	}
+	archsimd.ClearAVXUpperBits()
+	expDiffInPlaceScalar(x[i:], m)
+}
+
+// expNonPositive32x8 returns exp32 of each lane of z, for lanes at most 0
+// or NaN, with exp32's operations in their order.
+func expNonPositive32x8(z archsimd.Float32x8) archsimd.Float32x8 {
+	var zero archsimd.Float32x8
+	one := archsimd.BroadcastFloat32x8(1)
+
+	// n = -int32(-t + 0.5), as exp32 rounds a negative t.
+	t := z.Mul(archsimd.BroadcastFloat32x8(exp32Log2E))
+	var zeroInt archsimd.Int32x8
+	n := zeroInt.Sub(zero.Sub(t).Add(archsimd.BroadcastFloat32x8(0.5)).ConvertToInt32())
+	nf := n.ConvertToFloat32()
+	r := z.Sub(nf.Mul(archsimd.BroadcastFloat32x8(exp32Ln2Hi)))
+	r = r.Sub(nf.Mul(archsimd.BroadcastFloat32x8(exp32Ln2Lo)))
+	p := archsimd.BroadcastFloat32x8(1.0 / 5040)
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 720))
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 120))
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 24))
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 6))
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(0.5))
+	p = p.Mul(r).Add(one)
+	p = p.Mul(r).Add(one)
+	e := p.Mul(n.Add(archsimd.BroadcastInt32x8(127)).ShiftAllLeft(23).AsFloat32x8())
+
+	e = zero.Merge(e, z.Less(archsimd.BroadcastFloat32x8(exp32Underflow)))
+	return z.Merge(e, z.IsNaN())
+}
+
+// scaleInPlace is scaleInPlaceScalar with a lane per element, 8 at a time,
+// and the last len(x)%8 elements scalar.
+func scaleInPlace(x []float32, s float32) {
+	if !hasAVX2 {
+		scaleInPlaceScalar(x, s)
+		return
+	}
+	factor := archsimd.BroadcastFloat32x8(s)
+	i := 0
+	for ; i+8 <= len(x); i += 8 {
+		lanes := (*[8]float32)(x[i : i+8])
+		archsimd.LoadFloat32x8(lanes).Mul(factor).Store(lanes)
+	}
+	archsimd.ClearAVXUpperBits()
+	scaleInPlaceScalar(x[i:], s)
+}
+
+// addInPlace is addInPlaceScalar with a lane per element, 8 at a time, and
+// the last len(src)%8 elements scalar.
+func addInPlace(dst, src []float32) {
+	if !hasAVX2 {
+		addInPlaceScalar(dst, src)
+		return
+	}
+	dst = dst[:len(src)]
+	i := 0
+	for ; i+8 <= len(src); i += 8 {
+		d := (*[8]float32)(dst[i : i+8])
+		archsimd.LoadFloat32x8(d).Add(archsimd.LoadFloat32x8((*[8]float32)(src[i : i+8]))).Store(d)
+	}
+	archsimd.ClearAVXUpperBits()
+	addInPlaceScalar(dst[i:], src[i:])
 }

@@ -103,3 +103,118 @@ func TestGeluInPlaceMatchesScalar(t *testing.T) {
 		}
 	}
 }
+
+// sameBitsOrNaN reports whether got and want are both NaN or have the same
+// bits, since NaN payloads may differ between instruction sets.
+func sameBitsOrNaN(got, want float32) bool {
+	nan := math.IsNaN(float64(want))
+	if nan || math.IsNaN(float64(got)) {
+		return nan == math.IsNaN(float64(got))
+	}
+	return math.Float32bits(got) == math.Float32bits(want)
+}
+
+// softmaxSpecialInputs are the edges of exp32 for arguments at most 0: its
+// underflow threshold, subnormal results flushed to 0, rounding of n at
+// half-integers of log2(e)*x, and the values that softmax feeds it.
+var softmaxSpecialInputs = []float32{
+	0, float32(math.Copysign(0, -1)), -1e-45, -1e-38, -0.3465736, -0.3465737, -0.5, -1, -10,
+	-86, -87, exp32Underflow, -87.4, -88, -100, -1e10, float32(math.Inf(-1)),
+	float32(math.NaN()),
+}
+
+func TestExpDiffInPlaceMatchesScalar(t *testing.T) {
+	rng := rand.New(rand.NewPCG(47, 48))
+	var x []float32
+	for _, v := range softmaxSpecialInputs {
+		for _, u := range []float32{v, math.Nextafter32(v, 0), math.Nextafter32(v, float32(math.Inf(-1)))} {
+			x = append(x, u)
+		}
+	}
+	for _, v := range uniformFloats(rng, 4000, 90) {
+		x = append(x, -float32(math.Abs(float64(v))))
+	}
+	for _, m := range []float32{0, 3.5, -2, float32(math.Inf(1))} {
+		shifted := make([]float32, len(x))
+		for i, v := range x {
+			shifted[i] = v + m // x[i] - m is then x[i] or close to it, at most 0
+		}
+		for _, length := range []int{len(x), len(x) - 1, len(x) - 3, 7, 1, 0} {
+			want := append([]float32(nil), shifted[:length]...)
+			expDiffInPlaceScalar(want, m)
+			got := append([]float32(nil), shifted[:length]...)
+			expDiffInPlace(got, m)
+			for i := range want {
+				if !sameBitsOrNaN(got[i], want[i]) {
+					t.Errorf("expDiffInPlace(%d values, m %v)[%d] on %v = %v (bits %08x), want %v (bits %08x)", length, m, i,
+						shifted[i], got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+				}
+			}
+		}
+	}
+}
+
+func TestSoftmaxSpecialRowsKeepBits(t *testing.T) {
+	rows := [][]float32{
+		{float32(math.NaN()), 1, 2},
+		{1, float32(math.NaN()), 2, 3, 4, 5, 6, 7, 8},
+		{float32(math.Inf(1)), 1, float32(math.Inf(1)), -3, 0, 0, 0, 0, 0},
+		{float32(math.Inf(-1)), float32(math.Inf(-1)), float32(math.Inf(-1)), float32(math.Inf(-1)), float32(math.Inf(-1))},
+		{maskedScore, maskedScore, 0.5, maskedScore, -0.25, 0, 1e-30, -1e-30, 40},
+	}
+	for r, row := range rows {
+		want := append([]float32(nil), row...)
+		expDiffInPlaceScalar(want, maxOf(want))
+		got := append([]float32(nil), row...)
+		expDiffInPlace(got, maxOf(got))
+		for i := range want {
+			if !sameBitsOrNaN(got[i], want[i]) {
+				t.Errorf("row %d: expDiffInPlace[%d] on %v = %v, want %v", r, i, row[i], got[i], want[i])
+			}
+		}
+	}
+}
+
+// maxOf returns the maximum of x as softmaxInPlace takes it.
+func maxOf(x []float32) float32 {
+	m := x[0]
+	for _, v := range x[1:] {
+		if v > m {
+			m = v
+		}
+	}
+	return m
+}
+
+func TestElementwiseKernelsMatchScalar(t *testing.T) {
+	rng := rand.New(rand.NewPCG(49, 50))
+	for _, n := range []int{0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 64, 131} {
+		row := uniformFloats(rng, n, 4)
+		scale := uniformFloats(rng, n, 2)
+		bias := uniformFloats(rng, n, 1)
+		if n > 2 {
+			row[1] = float32(math.Inf(1))
+			row[2] = 1e-40
+		}
+		want := make([]float32, n)
+		normalizeRowScalar(want, row, scale, bias, 0.3, 1.7)
+		got := make([]float32, n)
+		normalizeRow(got, row, scale, bias, 0.3, 1.7)
+		compareBits(t, fmt.Sprintf("normalizeRow(%d)", n), got, want)
+		inPlace := append([]float32(nil), row...)
+		normalizeRow(inPlace, inPlace, scale, bias, 0.3, 1.7)
+		compareBits(t, fmt.Sprintf("normalizeRow(%d, in place)", n), inPlace, want)
+
+		want = append([]float32(nil), row...)
+		scaleInPlaceScalar(want, 0.1)
+		got = append([]float32(nil), row...)
+		scaleInPlace(got, 0.1)
+		compareBits(t, fmt.Sprintf("scaleInPlace(%d)", n), got, want)
+
+		want = append([]float32(nil), row...)
+		addInPlaceScalar(want, bias)
+		got = append([]float32(nil), row...)
+		addInPlace(got, bias)
+		compareBits(t, fmt.Sprintf("addInPlace(%d)", n), got, want)
+	}
+}

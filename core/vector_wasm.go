@@ -4,9 +4,10 @@ package core
 
 import "simd/archsimd"
 
-// SIMD128 kernels of attention and GELU, with the lane rules of the matmul
-// kernels: a lane computes one output element with the scalar kernel's
-// float32 operations in the scalar kernel's order.
+// SIMD128 kernels of attention, GELU, LayerNorm, softmax and residual
+// adds, with the lane rules of the matmul kernels: a lane computes one
+// output element with the scalar kernel's float32 operations in the scalar
+// kernel's order.
 
 // attentionScores is attentionScoresScalar with a lane per key, 16 keys
 // at a time while they last, then 8.
@@ -120,4 +121,85 @@ func gelu32x4(x archsimd.Float32x4) archsimd.Float32x4 {
 	th = zero.Sub(th).IfElse(negative, th)
 
 	return archsimd.BroadcastFloat32x4(0.5).Mul(x).Mul(one.Add(th))
+}
+
+// normalizeRow is normalizeRowScalar with a lane per element, 4 at a time,
+// and the last len(row)%4 elements scalar.
+func normalizeRow(out, row, scale, bias []float32, mean, rstd float32) {
+	out = out[:len(row)]
+	scale = scale[:len(row)]
+	bias = bias[:len(row)]
+	m := archsimd.BroadcastFloat32x4(mean)
+	r := archsimd.BroadcastFloat32x4(rstd)
+	k := 0
+	for ; k+4 <= len(row); k += 4 {
+		v := archsimd.LoadFloat32x4(row[k : k+4])
+		s := archsimd.LoadFloat32x4(scale[k : k+4])
+		b := archsimd.LoadFloat32x4(bias[k : k+4])
+		v.Sub(m).Mul(r).Mul(s).Add(b).Store(out[k : k+4])
+	}
+	normalizeRowScalar(out[k:], row[k:], scale[k:], bias[k:], mean, rstd)
+}
+
+// expDiffInPlace is expDiffInPlaceScalar with a lane per element, 4 at a
+// time, and the last len(x)%4 elements scalar, on the terms of the AVX2
+// build's expDiffInPlace: arguments at most 0 or NaN.
+func expDiffInPlace(x []float32, m float32) {
+	shift := archsimd.BroadcastFloat32x4(m)
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		lanes := x[i : i+4]
+		expNonPositive32x4(archsimd.LoadFloat32x4(lanes).Sub(shift)).Store(lanes)
+	}
+	expDiffInPlaceScalar(x[i:], m)
+}
+
+// expNonPositive32x4 returns exp32 of each lane of z, for lanes at most 0
+// or NaN, with exp32's operations in their order.
+func expNonPositive32x4(z archsimd.Float32x4) archsimd.Float32x4 {
+	var zero archsimd.Float32x4
+	one := archsimd.BroadcastFloat32x4(1)
+
+	// n = -int32(-t + 0.5), as exp32 rounds a negative t.
+	t := z.Mul(archsimd.BroadcastFloat32x4(exp32Log2E))
+	n := zero.Sub(t).Add(archsimd.BroadcastFloat32x4(0.5)).ConvertToInt32().Neg()
+	nf := n.ConvertToFloat32()
+	r := z.Sub(nf.Mul(archsimd.BroadcastFloat32x4(exp32Ln2Hi)))
+	r = r.Sub(nf.Mul(archsimd.BroadcastFloat32x4(exp32Ln2Lo)))
+	p := archsimd.BroadcastFloat32x4(1.0 / 5040)
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 720))
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 120))
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 24))
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 6))
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(0.5))
+	p = p.Mul(r).Add(one)
+	p = p.Mul(r).Add(one)
+	e := p.Mul(n.Add(archsimd.BroadcastInt32x4(127)).ShiftAllLeft(23).ToBits().BitsToFloat32())
+
+	e = zero.IfElse(z.Less(archsimd.BroadcastFloat32x4(exp32Underflow)), e)
+	return z.IfElse(z.NotEqual(z), e)
+}
+
+// scaleInPlace is scaleInPlaceScalar with a lane per element, 4 at a time,
+// and the last len(x)%4 elements scalar.
+func scaleInPlace(x []float32, s float32) {
+	factor := archsimd.BroadcastFloat32x4(s)
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		lanes := x[i : i+4]
+		archsimd.LoadFloat32x4(lanes).Mul(factor).Store(lanes)
+	}
+	scaleInPlaceScalar(x[i:], s)
+}
+
+// addInPlace is addInPlaceScalar with a lane per element, 4 at a time, and
+// the last len(src)%4 elements scalar.
+func addInPlace(dst, src []float32) {
+	dst = dst[:len(src)]
+	i := 0
+	for ; i+4 <= len(src); i += 4 {
+		d := dst[i : i+4]
+		archsimd.LoadFloat32x4(d).Add(archsimd.LoadFloat32x4(src[i : i+4])).Store(d)
+	}
+	addInPlaceScalar(dst[i:], src[i:])
 }
