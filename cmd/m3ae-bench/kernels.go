@@ -24,6 +24,7 @@ import (
 
 	"github.com/m3ae-edge/m3ae-edge/cmd/m3ae-bench/internal/threadcpu"
 	"github.com/m3ae-edge/m3ae-edge/core"
+	"github.com/m3ae-edge/m3ae-edge/wasm/harness"
 )
 
 func init() {
@@ -123,6 +124,16 @@ type kernelTarget struct {
 	results map[string]kernelResult
 }
 
+// kernelRun is one run of a kernelbench build: a native program with
+// GOMAXPROCS set to threads, or a wasip1 module in wazero, with or without
+// interruption.
+type kernelRun struct {
+	name      string
+	program   string
+	threads   int
+	interrupt bool
+}
+
 // gomlxMatMul is one GoMLX matmul measurement.
 type gomlxMatMul struct {
 	Shape         string  `json:"shape"`
@@ -201,57 +212,70 @@ func measureKernels(ctx context.Context, env *benchEnv) (*kernelsResult, error) 
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	native, wasm := filepath.Join(dir, "kernelbench"), filepath.Join(dir, "kernelbench.wasm")
+	// The scalar builds are the kernels before SIMD, the others after: the
+	// running GOEXPERIMENT natively and harness.WasmSIMDFlavor in wasm.
 	experiment := envOr("GOEXPERIMENT", defaultGoExperiment)
-	env.log.Info("building kernelbench natively and for wasip1", "GOEXPERIMENT", experiment)
-	if err := buildProgram(ctx, modulePath+"/cmd/m3ae-bench/kernelbench", native, []string{"GOEXPERIMENT=" + experiment}); err != nil {
-		return nil, err
+	native, nativeScalar := filepath.Join(dir, "kernelbench"), filepath.Join(dir, "kernelbench-scalar")
+	wasmScalar, wasmSIMD := filepath.Join(dir, "kernelbench.wasm"), filepath.Join(dir, "kernelbench-simd.wasm")
+	wasip1 := []string{"GOOS=wasip1", "GOARCH=wasm"}
+	builds := []struct {
+		out string
+		env []string
+	}{
+		{native, []string{"GOEXPERIMENT=" + experiment}},
+		{nativeScalar, harness.ScalarFlavor.Env},
+		{wasmScalar, append(slices.Clone(harness.ScalarFlavor.Env), wasip1...)},
+		{wasmSIMD, append(slices.Clone(harness.WasmSIMDFlavor.Env), wasip1...)},
 	}
-	if err := buildProgram(ctx, modulePath+"/cmd/m3ae-bench/kernelbench", wasm,
-		[]string{"GOEXPERIMENT=" + experiment, "GOOS=wasip1", "GOARCH=wasm"}); err != nil {
-		return nil, err
+	env.log.Info("building kernelbench natively and for wasip1, scalar and SIMD", "GOEXPERIMENT", experiment,
+		"simd_toolchain", harness.SIMDToolchain)
+	for _, build := range builds {
+		if err := buildProgram(ctx, modulePath+"/cmd/m3ae-bench/kernelbench", build.out, build.env); err != nil {
+			return nil, err
+		}
 	}
 
 	// Natively on one core, then on every core: the core's matmul splits
-	// large products across GOMAXPROCS goroutines.
-	threadCounts := []int{1}
-	if info.cores > 1 {
-		threadCounts = append(threadCounts, info.cores)
+	// large products across GOMAXPROCS goroutines. The scalar build runs on
+	// one core only.
+	nativeRuns := []kernelRun{
+		{name: "native scalar 1 thread", program: nativeScalar, threads: 1},
+		{name: "native 1 thread", program: native, threads: 1},
 	}
-	for _, threads := range threadCounts {
-		name := fmt.Sprintf("native %d thread", threads)
-		if threads > 1 {
-			name += "s"
-		}
-		env.log.Info("timing kernels natively", "threads", threads, "shapes", len(keys))
-		output, err := runChild(ctx, []string{"GOMAXPROCS=" + strconv.Itoa(threads)}, native, args...)
+	if info.cores > 1 {
+		nativeRuns = append(nativeRuns, kernelRun{name: fmt.Sprintf("native %d threads", info.cores), program: native, threads: info.cores})
+	}
+	for _, run := range nativeRuns {
+		env.log.Info("timing kernels natively", "target", run.name, "shapes", len(keys))
+		output, err := runChild(ctx, []string{"GOMAXPROCS=" + strconv.Itoa(run.threads)}, run.program, args...)
 		if err != nil {
 			return nil, err
 		}
-		target, err := newKernelTarget(name, "", output)
+		target, err := newKernelTarget(run.name, "", output)
 		if err != nil {
 			return nil, err
 		}
 		res.targets = append(res.targets, target)
 	}
 
-	module, err := os.ReadFile(wasm)
-	if err != nil {
-		return nil, err
-	}
 	cache := wazero.NewCompilationCache()
 	defer cache.Close(ctx)
-	for _, interrupt := range []bool{false, true} {
-		name := "wazero"
-		if interrupt {
-			name = "wazero interrupt"
-		}
-		env.log.Info("timing kernels in wazero", "interrupt", interrupt, "shapes", len(keys))
-		output, clock, err := runWasmCommand(ctx, module, cache, interrupt, args)
+	wasmRuns := []kernelRun{
+		{name: "wazero scalar", program: wasmScalar},
+		{name: "wazero scalar interrupt", program: wasmScalar, interrupt: true},
+		{name: "wazero simd", program: wasmSIMD},
+	}
+	for _, run := range wasmRuns {
+		module, err := os.ReadFile(run.program)
 		if err != nil {
 			return nil, err
 		}
-		target, err := newKernelTarget(name, clock, output)
+		env.log.Info("timing kernels in wazero", "target", run.name, "shapes", len(keys))
+		output, clock, err := runWasmCommand(ctx, module, cache, run.interrupt, args)
+		if err != nil {
+			return nil, err
+		}
+		target, err := newKernelTarget(run.name, clock, output)
 		if err != nil {
 			return nil, err
 		}
@@ -467,23 +491,31 @@ func (p peakEstimate) coreGFLOPS() float64 {
 
 func renderKernels(res *kernelsResult) string {
 	var b strings.Builder
-	var native, wasm []kernelTarget
+	var native, nativeSIMD, wasm []kernelTarget
 	for _, t := range res.targets {
-		if t.wasm {
+		switch {
+		case t.wasm:
 			wasm = append(wasm, t)
-		} else {
+		case t.kernel == "scalar":
 			native = append(native, t)
+		default:
+			native = append(native, t)
+			nativeSIMD = append(nativeSIMD, t)
 		}
 	}
 	writeParagraph(&b, fmt.Sprintf("The dense-layer kernel of the core's forward pass (`matMul`, with int8 "+
 		"weights dequantized panel by panel, called through core.DenseBenchmark) in "+
-		"cmd/m3ae-bench/kernelbench. Natively it is built with GOEXPERIMENT=%s and runs the %s kernel; "+
-		"`matMul` splits large products across GOMAXPROCS goroutines, so the native table gives one core "+
-		"(GOMAXPROCS=1) and every core. Built for GOOS=wasip1, it runs the %s kernel on one thread in "+
-		"wazero %s's compiler, without and with interruption (`interrupt` checks the context at every loop "+
-		"head, the plugin host's default). Each figure is GFLOP/s: 2 x rows x in x out over the median "+
-		"time of one call, after one warm-up call, from at least %d timed calls that take at least %s in all.",
-		envOr("GOEXPERIMENT", defaultGoExperiment), targetKernel(native), targetKernel(wasm), res.wazero,
+		"cmd/m3ae-bench/kernelbench, before and after SIMD in one run. Natively, `native scalar` is built "+
+		"without experiments and runs the scalar kernel, and the other native targets are built with "+
+		"GOEXPERIMENT=%s and run the %s kernel. `matMul` splits large products across GOMAXPROCS "+
+		"goroutines, so the native table gives one core (GOMAXPROCS=1) and every core. Built for "+
+		"GOOS=wasip1, it runs on one thread in wazero %s's compiler: `wazero scalar` is built with the "+
+		"running toolchain, whose wasm backend emits no SIMD, without and with interruption (`interrupt` "+
+		"checks the context at every loop head, the plugin host's default), and `wazero simd` with "+
+		"GOTOOLCHAIN=%s GOEXPERIMENT=simd, whose kernels use WebAssembly SIMD128, without interruption. "+
+		"Each figure is GFLOP/s: 2 x rows x in x out over the median time of one call, after one warm-up "+
+		"call, from at least %d timed calls that take at least %s in all.",
+		envOr("GOEXPERIMENT", defaultGoExperiment), targetKernel(nativeSIMD), res.wazero, harness.SIMDToolchain,
 		res.timing.minCalls, res.timing.minTime))
 	writeParagraph(&b, clockSentence(res.targets))
 
@@ -500,6 +532,9 @@ func renderKernels(res *kernelsResult) string {
 			text += fmt.Sprintf(" Float32 on %s runs at %.1f to %.1f GFLOP/s, %.1f to %.1f %% of the estimated peak of %d core%s.",
 				t.name, lo, hi, 100*lo/share, 100*hi/share, t.threads, plural(t.threads))
 		}
+		text += " Every kernel rounds each product before adding it, never fusing the two, so that all " +
+			"targets give the same bits. Without fused multiply-add, half of the estimated peak is the " +
+			"ceiling."
 		writeParagraph(&b, text)
 	} else {
 		writeParagraph(&b, fmt.Sprintf("No peak estimate: %s.", peak.assumption))

@@ -79,15 +79,28 @@ func TestKernelsQuick(t *testing.T) {
 		if target.kernel == "" {
 			t.Errorf("target %s names no kernel", target.name)
 		}
-		if target.wasm && (target.threads != 1 || target.kernel != "scalar") {
-			t.Errorf("target %s ran %d threads of the %s kernel, want 1 thread of the scalar kernel", target.name, target.threads, target.kernel)
+		if target.wasm && target.threads != 1 {
+			t.Errorf("target %s ran %d threads, want 1", target.name, target.threads)
+		}
+		wantKernel := map[string]string{
+			"native scalar 1 thread":  "scalar",
+			"wazero scalar":           "scalar",
+			"wazero scalar interrupt": "scalar",
+			"wazero simd":             "simd128",
+		}[target.name]
+		if wantKernel != "" && target.kernel != wantKernel {
+			t.Errorf("target %s ran the %s kernel, want %s", target.name, target.kernel, wantKernel)
 		}
 	}
-	if len(names) < 3 || names[0] != "native 1 thread" || !slices.Equal(names[len(names)-2:], []string{"wazero", "wazero interrupt"}) {
-		t.Errorf("targets = %q, want native 1 thread, the other thread counts, wazero and wazero interrupt", names)
+	if len(names) < 5 || !slices.Equal(names[:2], []string{"native scalar 1 thread", "native 1 thread"}) ||
+		!slices.Equal(names[len(names)-3:], []string{"wazero scalar", "wazero scalar interrupt", "wazero simd"}) {
+		t.Errorf("targets = %q, want native scalar 1 thread, native 1 thread, the other thread counts, "+
+			"wazero scalar, wazero scalar interrupt and wazero simd", names)
 	}
-	if res.targets[0].threads != 1 {
-		t.Errorf("target %s ran on %d threads, want 1", res.targets[0].name, res.targets[0].threads)
+	for _, target := range res.targets[:2] {
+		if target.threads != 1 {
+			t.Errorf("target %s ran on %d threads, want 1", target.name, target.threads)
+		}
 	}
 	if len(res.gomlx) != 1 || !(res.gomlx[0].GFLOPS > 0) || res.gomlx[0].Threads != 1 {
 		t.Fatalf("GoMLX matmul = %+v, want one single-threaded run with positive GFLOP/s", res.gomlx)
@@ -111,8 +124,9 @@ func TestKernelsThroughDriver(t *testing.T) {
 	out := stdout.String()
 	for _, want := range []string{
 		"<!-- kernels -->",
-		"| preset | layer | rows | rows x in x out | native 1 thread float32 | native 1 thread int8 |",
-		"| preset | layer | rows | rows x in x out | wazero float32 | wazero int8 | wazero interrupt float32 |",
+		"| preset | layer | rows | rows x in x out | native scalar 1 thread float32 | native scalar 1 thread int8 | native 1 thread float32 |",
+		"| preset | layer | rows | rows x in x out | wazero scalar float32 | wazero scalar int8 | wazero scalar interrupt float32 |",
+		"| wazero simd float32 | wazero simd int8 |",
 		"| micro | text head | Nt=16 | 16x32x30522 |",
 		"| layer | rows x in x out | threads | GFLOP/s (wall) |",
 	} {
