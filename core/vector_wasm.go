@@ -143,41 +143,38 @@ func normalizeRow(out, row, scale, bias []float32, mean, rstd float32) {
 
 // expDiffInPlace is expDiffInPlaceScalar with a lane per element, 4 at a
 // time, and the last len(x)%4 elements scalar, on the terms of the AVX2
-// build's expDiffInPlace: arguments at most 0 or NaN.
+// build's expDiffInPlace: arguments at most 0 or NaN. The loop body is
+// written out rather than called, because a call costs Go's wasm code a
+// spill of every live value.
 func expDiffInPlace(x []float32, m float32) {
+	var zero archsimd.Float32x4
 	shift := archsimd.BroadcastFloat32x4(m)
+	one := archsimd.BroadcastFloat32x4(1)
+	half := archsimd.BroadcastFloat32x4(0.5)
 	i := 0
 	for ; i+4 <= len(x); i += 4 {
 		lanes := x[i : i+4]
-		expNonPositive32x4(archsimd.LoadFloat32x4(lanes).Sub(shift)).Store(lanes)
+		z := archsimd.LoadFloat32x4(lanes).Sub(shift)
+
+		// exp32(z): n = -int32(-t + 0.5), as exp32 rounds a negative t.
+		t := z.Mul(archsimd.BroadcastFloat32x4(exp32Log2E))
+		n := zero.Sub(t).Add(half).ConvertToInt32().Neg()
+		nf := n.ConvertToFloat32()
+		r := z.Sub(nf.Mul(archsimd.BroadcastFloat32x4(exp32Ln2Hi)))
+		r = r.Sub(nf.Mul(archsimd.BroadcastFloat32x4(exp32Ln2Lo)))
+		p := archsimd.BroadcastFloat32x4(1.0 / 5040)
+		p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 720))
+		p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 120))
+		p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 24))
+		p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 6))
+		p = p.Mul(r).Add(half)
+		p = p.Mul(r).Add(one)
+		p = p.Mul(r).Add(one)
+		e := p.Mul(n.Add(archsimd.BroadcastInt32x4(127)).ShiftAllLeft(23).ToBits().BitsToFloat32())
+		e = zero.IfElse(z.Less(archsimd.BroadcastFloat32x4(exp32Underflow)), e)
+		z.IfElse(z.NotEqual(z), e).Store(lanes)
 	}
 	expDiffInPlaceScalar(x[i:], m)
-}
-
-// expNonPositive32x4 returns exp32 of each lane of z, for lanes at most 0
-// or NaN, with exp32's operations in their order.
-func expNonPositive32x4(z archsimd.Float32x4) archsimd.Float32x4 {
-	var zero archsimd.Float32x4
-	one := archsimd.BroadcastFloat32x4(1)
-
-	// n = -int32(-t + 0.5), as exp32 rounds a negative t.
-	t := z.Mul(archsimd.BroadcastFloat32x4(exp32Log2E))
-	n := zero.Sub(t).Add(archsimd.BroadcastFloat32x4(0.5)).ConvertToInt32().Neg()
-	nf := n.ConvertToFloat32()
-	r := z.Sub(nf.Mul(archsimd.BroadcastFloat32x4(exp32Ln2Hi)))
-	r = r.Sub(nf.Mul(archsimd.BroadcastFloat32x4(exp32Ln2Lo)))
-	p := archsimd.BroadcastFloat32x4(1.0 / 5040)
-	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 720))
-	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 120))
-	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 24))
-	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 6))
-	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(0.5))
-	p = p.Mul(r).Add(one)
-	p = p.Mul(r).Add(one)
-	e := p.Mul(n.Add(archsimd.BroadcastInt32x4(127)).ShiftAllLeft(23).ToBits().BitsToFloat32())
-
-	e = zero.IfElse(z.Less(archsimd.BroadcastFloat32x4(exp32Underflow)), e)
-	return z.IfElse(z.NotEqual(z), e)
 }
 
 // scaleInPlace is scaleInPlaceScalar with a lane per element, 4 at a time,
