@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -11,6 +12,7 @@ import (
 )
 
 //go:generate /usr/bin/python3 internal/gen/unicodetables/gen.py unicode_tables.go
+//go:generate go run ./internal/gen/gounicode unicode_go_tables.go
 
 // Special tokens and limits of the BERT WordPiece tokenizer.
 const (
@@ -66,12 +68,14 @@ var ErrInvalidVocab = errors.New("invalid vocabulary")
 // "[MASK]" is ordinary text here ("[", "mask", "]"), so a caption cannot
 // inject special tokens.
 //
-// Categories and case mappings come from Go's unicode package (Unicode
-// 15.0.0 in Go 1.26) and decompositions from unicode_tables.go (Unicode
-// 14.0.0). tokenizers 0.23.2 uses other Unicode tables, so 624 rarely used
-// code points give other words there; testdata/tokenizer/skew.txt lists
-// them, and a test compares every other code point. A Tokenizer is
-// immutable and safe for concurrent use.
+// Categories and case mappings come from unicode_go_tables.go, a copy of
+// the unicode package of Go 1.26 (Unicode 15.0.0) that keeps the words the
+// same whichever toolchain builds core (Go 1.27's unicode package is
+// newer), and decompositions from unicode_tables.go (Unicode 14.0.0).
+// tokenizers 0.23.2 uses other Unicode tables, so 624 rarely used code
+// points give other words there; testdata/tokenizer/skew.txt lists them,
+// and a test compares every other code point. A Tokenizer is immutable
+// and safe for concurrent use.
 type Tokenizer struct {
 	// tokens maps an id to its token.
 	tokens []string
@@ -313,10 +317,10 @@ func (s *wordScanner) addInputRune(r rune) {
 	// unicode.C would also drop unassigned code points, which tokenizers
 	// keeps), and map White_Space to ' '. U+0085 is both Cc and
 	// White_Space, and is dropped. A Go string cannot hold a surrogate (Cs).
-	if r == utf8.RuneError || unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co) {
+	if r == utf8.RuneError || isControlFormatOrPrivate(r) {
 		return
 	}
-	if unicode.IsSpace(r) {
+	if isSpace(r) {
 		s.endWord()
 		return
 	}
@@ -365,7 +369,7 @@ func (s *wordScanner) addDecomposed(r rune) {
 	}
 	for _, p := range parts {
 		ccc := combiningClass(p)
-		if unicode.Is(unicode.Mn, p) {
+		if unicode.Is(goMn, p) {
 			// A dropped mark of class 0 still ends a reordering run.
 			if ccc == 0 {
 				s.flushPending()
@@ -373,17 +377,17 @@ func (s *wordScanner) addDecomposed(r rune) {
 			continue
 		}
 		if ccc != 0 {
-			s.pending = append(s.pending, unicode.ToLower(p))
+			s.pending = append(s.pending, toLower(p))
 			continue
 		}
-		s.addNormalized(unicode.ToLower(p))
+		s.addNormalized(toLower(p))
 	}
 }
 
 // addNormalized runs the pre-tokenizer on one normalized rune of class 0.
 func (s *wordScanner) addNormalized(r rune) {
 	switch {
-	case unicode.IsSpace(r):
+	case isSpace(r):
 		s.endWord()
 	case isBertPunct(r):
 		s.endWord()
@@ -490,7 +494,63 @@ func isASCIIPunct(r rune) bool {
 
 // isBertPunct reports whether the pre-tokenizer isolates r.
 func isBertPunct(r rune) bool {
-	return isASCIIPunct(r) || unicode.IsPunct(r)
+	return isASCIIPunct(r) || isPunct(r)
+}
+
+// The functions below answer what the tokenizer asks of Go's unicode
+// package from the copy in unicode_go_tables.go, so that the answers do not
+// change with the toolchain. Each gives the same result as the function of
+// the unicode package named in its comment, under the toolchain that wrote
+// the tables; TestGoUnicodeTables checks that. unicode.Is only searches the
+// table it is given, and its search is the same in every Go version.
+
+// isControlFormatOrPrivate is unicode.In(r, unicode.Cc, unicode.Cf,
+// unicode.Co).
+func isControlFormatOrPrivate(r rune) bool {
+	return unicode.Is(goCc, r) || unicode.Is(goCf, r) || unicode.Is(goCo, r)
+}
+
+// isSpace is unicode.IsSpace.
+func isSpace(r rune) bool {
+	if uint32(r) <= unicode.MaxLatin1 {
+		switch r {
+		case '\t', '\n', '\v', '\f', '\r', ' ', 0x85, 0xA0:
+			return true
+		}
+		return false
+	}
+	return unicode.Is(goWhiteSpace, r)
+}
+
+// isPunct is unicode.IsPunct. For Latin-1 that reads category P from a
+// property table of its own, and goP gives the same answers there.
+func isPunct(r rune) bool {
+	return unicode.Is(goP, r)
+}
+
+// lowerCasePair is a rune and its lowercase.
+type lowerCasePair struct {
+	from, lower rune
+}
+
+// toLower is unicode.ToLower.
+func toLower(r rune) rune {
+	if r < utf8.RuneSelf {
+		if 'A' <= r && r <= 'Z' {
+			r += 'a' - 'A'
+		}
+		return r
+	}
+	if r < goLowerCase[0].from {
+		return r
+	}
+	i, found := slices.BinarySearchFunc(goLowerCase[:], r, func(p lowerCasePair, r rune) int {
+		return cmp.Compare(p.from, r)
+	})
+	if !found {
+		return r
+	}
+	return goLowerCase[i].lower
 }
 
 // isCJKIdeograph reports whether r is in the CJK ranges of the tokenizers
