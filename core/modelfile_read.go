@@ -161,7 +161,7 @@ func parseHeader(raw []byte) (*header, error) {
 	}
 	h := &header{}
 	seen := make(map[string]bool)
-	for p.dec.More() {
+	for p.more() {
 		key, err := p.readString("header key")
 		if err != nil {
 			return nil, err
@@ -203,17 +203,44 @@ func newTokenWalker(raw []byte) *tokenWalker {
 	return &tokenWalker{raw: raw, dec: dec}
 }
 
+// jsonSpace holds the JSON whitespace characters.
+const jsonSpace = " \t\r\n"
+
+// more reports whether the current object or array has another element.
+// It is false when only JSON whitespace is left, as json.Decoder.More is
+// under Go 1.26; the encoding/json of Go 1.27 reports true there, and its
+// next Token then fails with a syntax error instead of io.EOF.
+func (p *tokenWalker) more() bool {
+	if len(bytes.TrimLeft(p.raw[p.dec.InputOffset():], jsonSpace)) == 0 {
+		return false
+	}
+	return p.dec.More()
+}
+
 // next returns the next token. The where argument names the value being
-// read, for error messages.
+// read, for error messages. Input cut short is reported as such under
+// every toolchain: Go 1.26 and 1.27 both give io.EOF for input that ends
+// between tokens and io.ErrUnexpectedEOF for input that ends inside one,
+// but Go 1.27 gives a syntax error for input that ends right after a ','
+// (Go 1.26: io.EOF), so the walker also checks what was left to read.
 func (p *tokenWalker) next(where string) (json.Token, error) {
+	start := p.dec.InputOffset()
 	tok, err := p.dec.Token()
-	if errors.Is(err, io.EOF) {
+	if err != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || endsAfterSeparator(p.raw[start:])) {
 		return nil, fmt.Errorf("%s: JSON ends early", where)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: invalid JSON: %w", where, err)
 	}
 	return tok, nil
+}
+
+// endsAfterSeparator reports whether rest, the input after the last
+// token read, holds at most one ',' or ':' and JSON whitespace: the input
+// ends where a value or key must follow.
+func endsAfterSeparator(rest []byte) bool {
+	rest = bytes.Trim(rest, jsonSpace)
+	return len(rest) == 0 || (len(rest) == 1 && (rest[0] == ',' || rest[0] == ':'))
 }
 
 func (p *tokenWalker) expectDelim(want json.Delim, where string) error {
@@ -247,7 +274,7 @@ func (p *tokenWalker) finish(where string) error {
 		return err
 	}
 	rest := p.raw[p.dec.InputOffset():]
-	if len(bytes.TrimLeft(rest, " \t\r\n")) != 0 {
+	if len(bytes.TrimLeft(rest, jsonSpace)) != 0 {
 		return fmt.Errorf("%s: unexpected data after the JSON object: only trailing spaces are allowed", where)
 	}
 	return nil
@@ -259,7 +286,7 @@ func (p *tokenWalker) readUints(where string, maxLen int) ([]uint64, error) {
 		return nil, err
 	}
 	values := []uint64{}
-	for p.dec.More() {
+	for p.more() {
 		if len(values) == maxLen {
 			return nil, fmt.Errorf("%s: more than %d elements", where, maxLen)
 		}
@@ -288,7 +315,7 @@ func (p *tokenWalker) readMetadata() (map[string]string, error) {
 		return nil, err
 	}
 	metadata := make(map[string]string)
-	for p.dec.More() {
+	for p.more() {
 		key, err := p.readString(where + " key")
 		if err != nil {
 			return nil, err
@@ -314,7 +341,7 @@ func (p *tokenWalker) readTensorEntry(name string) (headerEntry, error) {
 		return entry, err
 	}
 	seen := make(map[string]bool, 3)
-	for p.dec.More() {
+	for p.more() {
 		key, err := p.readString(where + " key")
 		if err != nil {
 			return entry, err
@@ -595,7 +622,7 @@ func checkObjectKeys(s string, want []string) error {
 		return err
 	}
 	seen := make(map[string]bool, len(want))
-	for p.dec.More() {
+	for p.more() {
 		key, err := p.readString("object key")
 		if err != nil {
 			return err
@@ -634,7 +661,7 @@ func (p *tokenWalker) skipNumbers(key string) error {
 	if tok != json.Delim('[') {
 		return fmt.Errorf("%q: got %s, want a number or an array of numbers", key, describeToken(tok))
 	}
-	for p.dec.More() {
+	for p.more() {
 		tok, err := p.next(key)
 		if err != nil {
 			return err
