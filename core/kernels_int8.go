@@ -5,7 +5,7 @@ package core
 // an explicit float32 conversion, so the bits are the same on every target.
 //
 // matMul runs an int8 layer by dequantizing two panels of its packed int8
-// kernel, 16 columns, into a float32 tile of the goroutine at work and
+// kernel into a float32 tile of the goroutine at work and
 // running the float32 kernel over that tile. So its output has exactly the
 // bits of the float32 layer with the dequantized kernel. Measured in
 // GFLOP/s of thread CPU time with Go 1.26.8's AVX2 kernels on one core of
@@ -21,22 +21,16 @@ package core
 // column scale at the end ran up to 2x slower than tiles, and it changes
 // the bits. BenchmarkMatMulInt8 compares float32 and int8 weights.
 
-// dequantizePanelScalar sets tile[k][lane] to float32(q[8k+lane]) *
+// dequantizePanelScalar sets tile[k][lane] to float32(q[k*panelWidth+lane]) *
 // scale[lane] for every row k of the int8 panel q: one panel of an int8
 // kernel, dequantized.
 func dequantizePanelScalar(tile [][panelWidth]float32, q []int8, scale *[panelWidth]float32) {
 	tile = tile[:len(q)/panelWidth]
-	s := scale
 	for k := range tile {
 		qk, t := (*[panelWidth]int8)(q[k*panelWidth:(k+1)*panelWidth]), &tile[k]
-		t[0] = float32(float32(qk[0]) * s[0])
-		t[1] = float32(float32(qk[1]) * s[1])
-		t[2] = float32(float32(qk[2]) * s[2])
-		t[3] = float32(float32(qk[3]) * s[3])
-		t[4] = float32(float32(qk[4]) * s[4])
-		t[5] = float32(float32(qk[5]) * s[5])
-		t[6] = float32(float32(qk[6]) * s[6])
-		t[7] = float32(float32(qk[7]) * s[7])
+		for lane, v := range qk {
+			t[lane] = float32(float32(v) * scale[lane])
+		}
 	}
 }
 

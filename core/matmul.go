@@ -3,10 +3,12 @@ package core
 import "fmt"
 
 // Dense layers run on kernels packed at load time into column panels. Panel
-// p holds output columns 8p..8p+7 for every input k, the 8 weights of row k
-// side by side. A kernel then reads one contiguous [in][8] block per panel
-// instead of values spaced out apart, and the 8 columns map onto one
-// 256-bit vector, two 128-bit vectors or scalar tiles.
+// p holds output columns p*panelWidth..(p+1)*panelWidth-1 for every input
+// k, the weights of row k side by side. A kernel then reads one contiguous
+// [in][panelWidth] block per panel instead of values spaced out apart. The
+// width suits the build's kernels (see panelWidth): 16 columns map onto one
+// 512-bit vector or two 256-bit vectors, 8 onto two 128-bit vectors or two
+// scalar tiles.
 //
 // Every kernel, vector or scalar, computes each output element alone: the
 // bias, then + float32(x[i,k] * w[k,j]) for k = 0, 1, ... in ascending
@@ -16,18 +18,15 @@ import "fmt"
 // width, the row tiling and the split across goroutines all give the same
 // bits.
 
-// panelWidth is the number of output columns in one panel.
-const panelWidth = 8
-
 // dense is one dense layer, y = x·kernel + bias, with the kernel [in, out]
 // packed into panels. Row k of panel p is at index p*in + k and holds
-// kernel columns 8p..8p+7, and the columns at or past out are zeros. A
+// the panel's kernel columns, and the columns at or past out are zeros. A
 // float32 layer sets panels. An int8 layer sets q and scale instead, and
 // its weight (k, j) is float32(q[k, j]) * scale[j].
 type dense struct {
 	in, out int
 	panels  [][panelWidth]float32 // [numPanels*in], nil for int8 layers
-	q       []int8                // [numPanels*in*8], row k of panel p at (p*in+k)*8, nil for float32 layers
+	q       []int8                // [numPanels*in*panelWidth], row k of panel p at (p*in+k)*panelWidth, nil for float32 layers
 	scale   [][panelWidth]float32 // [numPanels] column scales of q, zeros past out
 	bias    [][panelWidth]float32 // [numPanels], zeros past out and for no bias
 }
@@ -35,7 +34,7 @@ type dense struct {
 // numPanels returns the number of panels of a layer with out columns.
 func numPanels(out int) int { return (out + panelWidth - 1) / panelWidth }
 
-// panelInt8 returns panel p of an int8 layer, [in][8] flattened.
+// panelInt8 returns panel p of an int8 layer, [in][panelWidth] flattened.
 func (d *dense) panelInt8(p int) []int8 {
 	size := d.in * panelWidth
 	return d.q[p*size : (p+1)*size]
@@ -172,8 +171,8 @@ func matMulPanels(dst, x []float32, d *dense, rows, from, to int, s *matMulScrat
 	}
 }
 
-// storePanelRow writes the 8 values of acc to row[col:col+8], leaving out
-// the columns at or past len(row).
+// storePanelRow writes the panelWidth values of acc to row[col:], leaving
+// out the columns at or past len(row).
 func storePanelRow(row []float32, col int, acc *[panelWidth]float32) {
 	if col+panelWidth <= len(row) {
 		*(*[panelWidth]float32)(row[col : col+panelWidth]) = *acc

@@ -246,3 +246,15 @@ func addInPlace(dst, src []float32) {
 	archsimd.ClearAVXUpperBits()
 	addInPlaceScalar(dst[i:], src[i:])
 }
+
+// storeFloat32x8 writes the lanes of v to row[col:col+8], leaving out the
+// lanes at or past len(row).
+func storeFloat32x8(row []float32, col int, v archsimd.Float32x8) {
+	if col+8 <= len(row) {
+		v.Store((*[8]float32)(row[col : col+8]))
+		return
+	}
+	var lanes [8]float32
+	v.Store(&lanes)
+	copy(row[col:], lanes[:len(row)-col])
+}
