@@ -15,21 +15,39 @@ FUZZ_TARGETS := ./core:FuzzReadModelFile ./core:FuzzTokenizer ./core:FuzzDecodeI
 	./wasm/host:FuzzPluginRequest \
 	./native/data:FuzzOpenCaptionsJSONL ./native/data:FuzzOpenCaptionsCSV ./native/data:FuzzOpenShards
 
-.PHONY: all build test unit fuzz vet bench wasm bench-wasm
+.PHONY: all build test unit unit-wasm fuzz vet bench wasm bench-wasm
 
 all: build
 
 build:
 	$(GO) build ./...
 
-## test: vet, unit tests (core against live PyTorch where installed), short fuzz runs
-test: vet unit fuzz
+## test: vet, unit tests (core against live PyTorch where installed), the
+## core's tests in WebAssembly, short fuzz runs
+test: vet unit unit-wasm fuzz
 
 vet:
 	$(GO) vet ./...
 
 unit:
 	$(GO) test -count=1 ./...
+
+## unit-wasm: the core's tests built for wasip1 and run in wazero, once
+## with scalar kernels (the go on PATH) and once with the SIMD128 kernels
+## ($(SIMD_GOTOOLCHAIN) with GOEXPERIMENT=simd), so both wasm flavors'
+## kernels are checked against the scalar ones directly. build/wazero is
+## wazero's command at the version go.mod requires. A wasip1 program cannot
+## start processes, so the PyTorch oracle test skips there: `unit` runs it.
+WASIP1_TEST_ENV = PATH="$(CURDIR)/build:$$PATH" GOWASIRUNTIME=wazero M3AE_REQUIRE_TORCH= GOOS=wasip1 GOARCH=wasm
+unit-wasm: build/wazero
+	$(WASIP1_TEST_ENV) $(SCALAR_WASM_ENV) \
+		$(GO) test -count=1 -exec "$$($(SCALAR_WASM_ENV) $(GO) env GOROOT)/lib/wasm/go_wasip1_wasm_exec" ./core
+	$(WASIP1_TEST_ENV) $(SIMD_WASM_ENV) \
+		$(GO) test -count=1 -exec "$$($(SIMD_WASM_ENV) $(GO) env GOROOT)/lib/wasm/go_wasip1_wasm_exec" ./core
+
+build/wazero: go.mod go.sum
+	mkdir -p build
+	GOEXPERIMENT= $(GO) build -o $@ github.com/tetratelabs/wazero/cmd/wazero
 
 fuzz:
 	@for entry in $(FUZZ_TARGETS); do \
