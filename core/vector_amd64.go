@@ -84,63 +84,61 @@ func weightedRowSum(out, weights, v []float32, stride int) {
 }
 
 // geluInPlace is geluInPlaceScalar with a lane per element, 8 at a time,
-// and the last len(x)%8 elements scalar.
+// and the last len(x)%8 elements scalar. Each lane runs the operations of
+// gelu32, tanh32 and exp32 in their order. tanh32 takes one of three
+// branches by |y|, so every lane computes the exp32 branch and a mask then
+// picks 1, |y| or that result. Where the exp32 result is picked, its
+// argument 2|y| lies in [5e-4, 18.2], so exp32 takes neither its overflow
+// nor its underflow branch and 2^n is a normal float32. The loop body is
+// written out rather than called, as in expDiffInPlace.
 func geluInPlace(x []float32) {
 	if !hasAVX2 {
 		geluInPlaceScalar(x)
 		return
 	}
+	one := archsimd.BroadcastFloat32x8(1) // the constant 1 in every lane
+	two := archsimd.BroadcastFloat32x8(2)
+	half := archsimd.BroadcastFloat32x8(0.5)
+	var zero archsimd.Float32x8
 	i := 0
 	for ; i+8 <= len(x); i += 8 {
 		lanes := (*[8]float32)(x[i : i+8])
-		gelu32x8(archsimd.LoadFloat32x8(lanes)).Store(lanes)
+		v := archsimd.LoadFloat32x8(lanes)
+
+		cube := v.Mul(v).Mul(v)
+		inner := v.Add(archsimd.BroadcastFloat32x8(geluCubic).Mul(cube))
+		y := archsimd.BroadcastFloat32x8(geluScale).Mul(inner)
+
+		// tanh32(y): a = |y|, keeping -0 as tanh32 does.
+		negative := y.Less(zero)
+		a := zero.Sub(y).Merge(y, negative)
+
+		// exp32(2a).
+		z := two.Mul(a)
+		t := z.Mul(archsimd.BroadcastFloat32x8(exp32Log2E))
+		n := t.Add(half).ConvertToInt32()
+		nf := n.ConvertToFloat32()
+		r := z.Sub(nf.Mul(archsimd.BroadcastFloat32x8(exp32Ln2Hi)))
+		r = r.Sub(nf.Mul(archsimd.BroadcastFloat32x8(exp32Ln2Lo)))
+		p := archsimd.BroadcastFloat32x8(1.0 / 5040)
+		p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 720))
+		p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 120))
+		p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 24))
+		p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 6))
+		p = p.Mul(r).Add(half)
+		p = p.Mul(r).Add(one)
+		p = p.Mul(r).Add(one)
+		e := p.Mul(n.Add(archsimd.BroadcastInt32x8(127)).ShiftAllLeft(23).AsFloat32x8())
+
+		th := one.Sub(two.Div(e.Add(one)))
+		th = a.Merge(th, a.Less(archsimd.BroadcastFloat32x8(tanhLinear)))
+		th = one.Merge(th, a.Greater(archsimd.BroadcastFloat32x8(tanhSaturation)))
+		th = zero.Sub(th).Merge(th, negative)
+
+		half.Mul(v).Mul(one.Add(th)).Store(lanes)
 	}
 	archsimd.ClearAVXUpperBits()
 	geluInPlaceScalar(x[i:])
-}
-
-// gelu32x8 returns gelu32 of each lane of x, with the operations of gelu32,
-// tanh32 and exp32 in their order. tanh32 takes one of three branches by
-// |y|, so every lane computes the exp32 branch and a mask then picks 1, |y|
-// or that result. Where the exp32 result is picked, its argument 2|y| lies
-// in [5e-4, 18.2], so exp32 takes neither its overflow nor its underflow
-// branch and 2^n is a normal float32.
-func gelu32x8(x archsimd.Float32x8) archsimd.Float32x8 {
-	one := archsimd.BroadcastFloat32x8(1) // the constant 1 in every lane
-	two := archsimd.BroadcastFloat32x8(2)
-	var zero archsimd.Float32x8
-
-	cube := x.Mul(x).Mul(x)
-	inner := x.Add(archsimd.BroadcastFloat32x8(geluCubic).Mul(cube))
-	y := archsimd.BroadcastFloat32x8(geluScale).Mul(inner)
-
-	// tanh32(y): a = |y|, keeping -0 as tanh32 does.
-	negative := y.Less(zero)
-	a := zero.Sub(y).Merge(y, negative)
-
-	// exp32(2a).
-	z := two.Mul(a)
-	t := z.Mul(archsimd.BroadcastFloat32x8(exp32Log2E))
-	n := t.Add(archsimd.BroadcastFloat32x8(0.5)).ConvertToInt32()
-	nf := n.ConvertToFloat32()
-	r := z.Sub(nf.Mul(archsimd.BroadcastFloat32x8(exp32Ln2Hi)))
-	r = r.Sub(nf.Mul(archsimd.BroadcastFloat32x8(exp32Ln2Lo)))
-	p := archsimd.BroadcastFloat32x8(1.0 / 5040)
-	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 720))
-	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 120))
-	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 24))
-	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 6))
-	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(0.5))
-	p = p.Mul(r).Add(one)
-	p = p.Mul(r).Add(one)
-	e := p.Mul(n.Add(archsimd.BroadcastInt32x8(127)).ShiftAllLeft(23).AsFloat32x8())
-
-	th := one.Sub(two.Div(e.Add(one)))
-	th = a.Merge(th, a.Less(archsimd.BroadcastFloat32x8(tanhLinear)))
-	th = one.Merge(th, a.Greater(archsimd.BroadcastFloat32x8(tanhSaturation)))
-	th = zero.Sub(th).Merge(th, negative)
-
-	return archsimd.BroadcastFloat32x8(0.5).Mul(x).Mul(one.Add(th))
 }
 
 // normalizeRow is normalizeRowScalar with a lane per element, 8 at a time,

@@ -73,54 +73,53 @@ func weightedRowSum(out, weights, v []float32, stride int) {
 }
 
 // geluInPlace is geluInPlaceScalar with a lane per element, 4 at a time,
-// and the last len(x)%4 elements scalar.
+// and the last len(x)%4 elements scalar. Each lane runs the operations of
+// gelu32, tanh32 and exp32 in their order, as the AVX2 build's geluInPlace
+// describes. The loop body is written out rather than called, because a
+// call costs Go's wasm code a spill of every live value.
 func geluInPlace(x []float32) {
+	one := archsimd.BroadcastFloat32x4(1) // the constant 1 in every lane
+	two := archsimd.BroadcastFloat32x4(2)
+	half := archsimd.BroadcastFloat32x4(0.5)
+	var zero archsimd.Float32x4
 	i := 0
 	for ; i+4 <= len(x); i += 4 {
 		lanes := x[i : i+4]
-		gelu32x4(archsimd.LoadFloat32x4(lanes)).Store(lanes)
+		v := archsimd.LoadFloat32x4(lanes)
+
+		cube := v.Mul(v).Mul(v)
+		inner := v.Add(archsimd.BroadcastFloat32x4(geluCubic).Mul(cube))
+		y := archsimd.BroadcastFloat32x4(geluScale).Mul(inner)
+
+		// tanh32(y): a = |y|, keeping -0 as tanh32 does.
+		negative := y.Less(zero)
+		a := zero.Sub(y).IfElse(negative, y)
+
+		// exp32(2a).
+		z := two.Mul(a)
+		t := z.Mul(archsimd.BroadcastFloat32x4(exp32Log2E))
+		n := t.Add(half).ConvertToInt32()
+		nf := n.ConvertToFloat32()
+		r := z.Sub(nf.Mul(archsimd.BroadcastFloat32x4(exp32Ln2Hi)))
+		r = r.Sub(nf.Mul(archsimd.BroadcastFloat32x4(exp32Ln2Lo)))
+		p := archsimd.BroadcastFloat32x4(1.0 / 5040)
+		p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 720))
+		p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 120))
+		p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 24))
+		p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 6))
+		p = p.Mul(r).Add(half)
+		p = p.Mul(r).Add(one)
+		p = p.Mul(r).Add(one)
+		e := p.Mul(n.Add(archsimd.BroadcastInt32x4(127)).ShiftAllLeft(23).ToBits().BitsToFloat32())
+
+		th := one.Sub(two.Div(e.Add(one)))
+		th = a.IfElse(a.Less(archsimd.BroadcastFloat32x4(tanhLinear)), th)
+		th = one.IfElse(a.Greater(archsimd.BroadcastFloat32x4(tanhSaturation)), th)
+		th = zero.Sub(th).IfElse(negative, th)
+
+		half.Mul(v).Mul(one.Add(th)).Store(lanes)
 	}
 	geluInPlaceScalar(x[i:])
-}
-
-// gelu32x4 returns gelu32 of each lane of x, with the operations of gelu32,
-// tanh32 and exp32 in their order, as gelu32x8 in the AVX2 build describes.
-func gelu32x4(x archsimd.Float32x4) archsimd.Float32x4 {
-	one := archsimd.BroadcastFloat32x4(1) // the constant 1 in every lane
-	two := archsimd.BroadcastFloat32x4(2)
-	var zero archsimd.Float32x4
-
-	cube := x.Mul(x).Mul(x)
-	inner := x.Add(archsimd.BroadcastFloat32x4(geluCubic).Mul(cube))
-	y := archsimd.BroadcastFloat32x4(geluScale).Mul(inner)
-
-	// tanh32(y): a = |y|, keeping -0 as tanh32 does.
-	negative := y.Less(zero)
-	a := zero.Sub(y).IfElse(negative, y)
-
-	// exp32(2a).
-	z := two.Mul(a)
-	t := z.Mul(archsimd.BroadcastFloat32x4(exp32Log2E))
-	n := t.Add(archsimd.BroadcastFloat32x4(0.5)).ConvertToInt32()
-	nf := n.ConvertToFloat32()
-	r := z.Sub(nf.Mul(archsimd.BroadcastFloat32x4(exp32Ln2Hi)))
-	r = r.Sub(nf.Mul(archsimd.BroadcastFloat32x4(exp32Ln2Lo)))
-	p := archsimd.BroadcastFloat32x4(1.0 / 5040)
-	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 720))
-	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 120))
-	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 24))
-	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 6))
-	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(0.5))
-	p = p.Mul(r).Add(one)
-	p = p.Mul(r).Add(one)
-	e := p.Mul(n.Add(archsimd.BroadcastInt32x4(127)).ShiftAllLeft(23).ToBits().BitsToFloat32())
-
-	th := one.Sub(two.Div(e.Add(one)))
-	th = a.IfElse(a.Less(archsimd.BroadcastFloat32x4(tanhLinear)), th)
-	th = one.IfElse(a.Greater(archsimd.BroadcastFloat32x4(tanhSaturation)), th)
-	th = zero.Sub(th).IfElse(negative, th)
-
-	return archsimd.BroadcastFloat32x4(0.5).Mul(x).Mul(one.Add(th))
 }
 
 // normalizeRow is normalizeRowScalar with a lane per element, 4 at a time,
