@@ -21,6 +21,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/m3ae-edge/m3ae-edge/analysis"
@@ -565,9 +566,10 @@ func saveScreenshot(ctx context.Context, t *testing.T) {
 // nativeGallery is the demo gallery embedded natively with the default
 // model, which the page's module must match bit for bit.
 type nativeGallery struct {
-	pipeline  *core.Pipeline
-	images    []string // paths under the page's root, in gallery order
-	reference *analysis.ReferenceSet
+	pipeline   *core.Pipeline
+	images     []string    // paths under the page's root, in gallery order
+	embeddings [][]float32 // CLS embeddings, in gallery order
+	reference  *analysis.ReferenceSet
 }
 
 // newNativeGallery embeds the gallery's images alone with CLS pooling, as
@@ -584,7 +586,6 @@ func newNativeGallery(t *testing.T) *nativeGallery {
 		t.Fatal(err)
 	}
 	g := &nativeGallery{pipeline: pipeline}
-	var embeddings [][]float32
 	for _, line := range strings.Split(strings.TrimSpace(string(index)), "\n") {
 		var entry struct{ Image string }
 		if err := json.Unmarshal([]byte(line), &entry); err != nil {
@@ -596,9 +597,9 @@ func newNativeGallery(t *testing.T) *nativeGallery {
 			t.Fatal(err)
 		}
 		g.images = append(g.images, path)
-		embeddings = append(embeddings, g.embed(t, data))
+		g.embeddings = append(g.embeddings, g.embed(t, data))
 	}
-	if g.reference, err = analysis.NewReferenceSet(embeddings); err != nil {
+	if g.reference, err = analysis.NewReferenceSet(g.embeddings); err != nil {
 		t.Fatal(err)
 	}
 	return g
@@ -796,5 +797,211 @@ func checkAttentionOverlay(ctx context.Context, t *testing.T, gallery *nativeGal
 	tinted, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#tokens li[data-attention]").length`))
 	if err != nil || tinted != 0 {
 		t.Errorf("after switching the attention off, %d tokens stay tinted (error %v)", tinted, err)
+	}
+}
+
+// workerProbeScript runs in the page before app.js. It wraps the Worker
+// constructor, so the test can count the workers that the page starts and
+// terminates, and it records console warnings. With #fail-gallery-workers
+// in the URL, every worker after the page's first gets a script URL that the
+// server does not have, so each gallery worker fails to start.
+const workerProbeScript = `(() => {
+  const PageWorker = window.Worker;
+  const workers = [];
+  window.testWorkers = workers;
+  window.Worker = class extends PageWorker {
+    constructor(url, options) {
+      const failing = workers.length > 0 && location.hash === "#fail-gallery-workers";
+      super(failing ? "missing-worker.js" : url, options);
+      this.terminated = false;
+      workers.push(this);
+    }
+    terminate() {
+      this.terminated = true;
+      super.terminate();
+    }
+  };
+  window.testWarnings = [];
+  const warn = console.warn.bind(console);
+  console.warn = (...args) => {
+    window.testWarnings.push(args.map(String).join(" "));
+    warn(...args);
+  };
+})()`
+
+// pageGallery is how the page embedded its gallery.
+type pageGallery struct {
+	// Workers is the number of workers that embedded at least one image,
+	// and Millis the time from the start of the embedding to the last
+	// result, as the neighbours section's data attributes give them.
+	Workers int `json:"workers"`
+	Millis  int `json:"millis"`
+	// Timing is the sentence that the page shows under the neighbours.
+	Timing string `json:"timing"`
+	// Cores is navigator.hardwareConcurrency.
+	Cores int `json:"cores"`
+	// Started counts the workers that the page constructed, and Running
+	// those that it has not terminated.
+	Started  int      `json:"started"`
+	Running  int      `json:"running"`
+	Warnings []string `json:"warnings"`
+	// Embeddings are the page's gallery embeddings, in gallery order.
+	Embeddings [][]float64 `json:"embeddings"`
+}
+
+// readGalleryScript reads pageGallery from the page. The embeddings come
+// from the page's state, which app.js declares at the top level.
+const readGalleryScript = `(() => {
+  const section = document.getElementById("neighbours-output");
+  return {
+    workers: Number(section.dataset.galleryWorkers),
+    millis: Number(section.dataset.galleryMillis),
+    timing: document.getElementById("gallery-timing").textContent,
+    cores: navigator.hardwareConcurrency,
+    started: testWorkers.length,
+    running: testWorkers.filter((worker) => !worker.terminated).length,
+    warnings: testWarnings,
+    embeddings: state.gallery.map((entry) => Array.from(entry.embedding)),
+  };
+})()`
+
+// embedGalleryInPage opens url, waits until the page has embedded its
+// gallery and returns the page's record of it.
+func embedGalleryInPage(ctx context.Context, t *testing.T, url string) pageGallery {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+	waitForModel(ctx, t)
+	done := `document.getElementById("neighbours-output").dataset.galleryMillis !== undefined ||
+	    !document.getElementById("input-error").hidden`
+	if err := chromedp.Do(ctx, chromedp.Poll[chromedp.Void](done, chromedp.WithPollingTimeout(90*time.Second))); err != nil {
+		t.Fatalf("%s: wait for the gallery embeddings: %v", url, err)
+	}
+	message, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("input-error").hidden ? "" : document.getElementById("input-error").textContent`))
+	if err != nil {
+		t.Fatalf("%s: read the input error: %v", url, err)
+	}
+	if message != "" {
+		t.Fatalf("%s: the page reports %q", url, message)
+	}
+	gallery, err := chromedp.Run(ctx, chromedp.Evaluate[pageGallery](readGalleryScript))
+	if err != nil {
+		t.Fatalf("%s: read the gallery embeddings: %v", url, err)
+	}
+	wantTiming := fmt.Sprintf("in %d ms on %d Web Worker", gallery.Millis, gallery.Workers)
+	if !strings.Contains(gallery.Timing, wantTiming) {
+		t.Errorf("%s: gallery timing %q, want it to contain %q", url, gallery.Timing, wantTiming)
+	}
+	return gallery
+}
+
+// checkGalleryEmbeddings fails unless the page's gallery embeddings equal
+// the native ones bit for bit, image by image in gallery order.
+func checkGalleryEmbeddings(t *testing.T, visit string, got pageGallery, native *nativeGallery) {
+	t.Helper()
+	if len(got.Embeddings) != len(native.embeddings) {
+		t.Errorf("%s: %d gallery embeddings, want %d", visit, len(got.Embeddings), len(native.embeddings))
+		return
+	}
+	for i, want := range native.embeddings {
+		values := got.Embeddings[i]
+		if len(values) != len(want) {
+			t.Errorf("%s: embedding of %s has %d values, want %d", visit, native.images[i], len(values), len(want))
+			continue
+		}
+		for j := range want {
+			// A value that is no float32 cannot come from the module.
+			if float64(float32(values[j])) != values[j] || math.Float32bits(float32(values[j])) != math.Float32bits(want[j]) {
+				t.Errorf("%s: embedding of %s differs from the native one at %d: %v, want %v", visit, native.images[i], j, values[j], want[j])
+				break
+			}
+		}
+	}
+}
+
+// TestServeDemoGalleryWorkers embeds the demo's gallery with the main
+// worker alone (?workers=1), with the default pool of gallery workers,
+// with gallery workers that fail to start and with an invalid ?workers.
+// Each time the embeddings must equal the native ones bit for bit and the
+// page must terminate its gallery workers afterwards. The default pool
+// must spread the gallery over at least two workers where Chromium
+// reports two or more cores. The test logs both timings.
+func TestServeDemoGalleryWorkers(t *testing.T) {
+	requireChromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	site := buildDemoSite(ctx, t)
+	server := startServe(t, "--addr", "127.0.0.1:0", "--www", site, "--log-level", "debug")
+	tab := startChromium(ctx, t)
+	addProbe := chromedp.Func(func(ctx context.Context, target *chromedp.Target) error {
+		_, err := cdp.Call(ctx, target, page.AddScriptToEvaluateOnNewDocument,
+			page.AddScriptToEvaluateOnNewDocumentParams{Source: workerProbeScript})
+		return err
+	})
+	if err := chromedp.Do(tab, addProbe); err != nil {
+		t.Fatalf("add the worker probe: %v", err)
+	}
+	native := newNativeGallery(t)
+
+	// The first visit downloads the model into the Cache API, from which
+	// the later visits and their gallery workers read it.
+	first := embedGalleryInPage(tab, t, server.url+"?workers=1")
+	checkGalleryEmbeddings(t, "first visit, ?workers=1", first, native)
+
+	pool := embedGalleryInPage(tab, t, server.url)
+	single := embedGalleryInPage(tab, t, server.url+"?workers=1")
+	t.Logf("%d gallery emoji embedded in %d ms by 1 worker and in %d ms by %d of %d workers; Chromium reports %d cores",
+		len(native.images), single.Millis, pool.Millis, pool.Workers, pool.Started, pool.Cores)
+	checkGalleryEmbeddings(t, "?workers=1", single, native)
+	checkGalleryEmbeddings(t, "default workers", pool, native)
+	if single.Started != 1 {
+		t.Errorf("?workers=1: the page started %d workers, want the main worker alone", single.Started)
+	}
+	if single.Workers != 1 {
+		t.Errorf("?workers=1: gallery embedded by %d workers, want the main worker alone", single.Workers)
+	}
+	wantStarted := min(max(pool.Cores, 2), 4)
+	if pool.Started != wantStarted {
+		t.Errorf("default workers: the page started %d workers with %d cores reported, want %d", pool.Started, pool.Cores, wantStarted)
+	}
+	if pool.Cores >= 2 && pool.Workers < 2 {
+		t.Errorf("default workers: gallery embedded by %d worker with %d cores reported, want at least 2", pool.Workers, pool.Cores)
+	}
+	if pool.Running != 1 {
+		t.Errorf("default workers: %d workers still running after the gallery, want the main worker alone", pool.Running)
+	}
+	if len(pool.Warnings) != 0 {
+		t.Errorf("default workers: console warnings %q, want none", pool.Warnings)
+	}
+	if got := server.requests("/model/"); len(got) != 1 {
+		t.Errorf("model requests %q, want only the first visit's", got)
+	}
+
+	// Gallery workers that fail to start leave their share to the main
+	// worker, with one console warning for all of them.
+	failing := embedGalleryInPage(tab, t, server.url+"?workers=3#fail-gallery-workers")
+	checkGalleryEmbeddings(t, "failing gallery workers", failing, native)
+	if failing.Started != 3 {
+		t.Errorf("failing gallery workers: the page started %d workers, want 3", failing.Started)
+	}
+	if failing.Workers != 1 {
+		t.Errorf("failing gallery workers: gallery embedded by %d workers, want the main worker alone", failing.Workers)
+	}
+	if failing.Running != 1 {
+		t.Errorf("failing gallery workers: %d workers still running after the gallery, want the main worker alone", failing.Running)
+	}
+	if len(failing.Warnings) != 1 || !strings.Contains(failing.Warnings[0], "Gallery worker") {
+		t.Errorf("failing gallery workers: console warnings %q, want one about a gallery worker", failing.Warnings)
+	}
+
+	invalid := embedGalleryInPage(tab, t, server.url+"?workers=0")
+	checkGalleryEmbeddings(t, "?workers=0", invalid, native)
+	if invalid.Started != wantStarted {
+		t.Errorf("?workers=0: the page started %d workers, want the default %d", invalid.Started, wantStarted)
+	}
+	if len(invalid.Warnings) != 1 || !strings.Contains(invalid.Warnings[0], "Ignoring ?workers=0") {
+		t.Errorf("?workers=0: console warnings %q, want one that ignores the parameter", invalid.Warnings)
 	}
 }

@@ -1,5 +1,6 @@
 // Demo page: the gallery, upload, controls and result views. The model runs
-// in worker.js; this file only sends it requests and draws the replies.
+// in worker.js, in one main worker and, while the gallery is embedded, a
+// few more; this file only sends them requests and draws the replies.
 "use strict";
 
 // Largest upload accepted, in bytes.
@@ -21,57 +22,105 @@ const state = {
   current: null, // {key, name, bytes, galleryIndex, embedding}
   config: null,
   modelReady: false,
+  modelCached: false, // whether the Cache API contains the loaded model
   renders: 0,
   reconstructTimer: 0,
   attention: null, // {key, value}: the last attention result and its input
 };
 
 // ---------------------------------------------------------------------
-// Worker requests run one at a time. Interactive requests go ahead of
-// background ones (the gallery embeddings), so they wait only for the
-// request that is running and for other interactive ones. A new request
-// with the same key replaces one that has not started.
+// Worker requests.
+//
+// The main worker lives as long as the page and runs one request at a
+// time. Interactive requests run on it alone, ahead of background ones (the
+// gallery embeddings), so they wait only for the request that is running
+// and for other interactive ones. A new request with the same key replaces
+// one that has not started. While the gallery is embedded, a few gallery
+// workers take background requests too, each with its own instance of the
+// module and its own copy of the model, read from the Cache API that the
+// main worker filled. Background requests form one queue, and the main
+// worker takes from it whenever no interactive request waits. A gallery
+// worker that fails to start or to run a request is terminated and its
+// request goes back to the front of the queue, so the other workers, the
+// main one among them, embed its share.
 
-const worker = new Worker("worker.js");
-const waiting = [];
-const pending = new Map();
-let running = false;
+// Largest number of workers that embed the gallery by default, the main
+// one included, since each keeps its own copy of the model in memory.
+const MAX_DEFAULT_GALLERY_WORKERS = 4;
+// Largest number of workers that ?workers=N may ask for.
+const MAX_GALLERY_WORKERS = 8;
+
+// A worker slot is one worker and the request that it runs: index 0 is
+// the main worker and 1 and up are gallery workers, which are ready once
+// their model has loaded.
+function newSlot(index) {
+  return { index, worker: new Worker("worker.js"), job: null, ready: index === 0 };
+}
+
+const mainSlot = newSlot(0);
+const interactiveJobs = [];
+const backgroundJobs = [];
+const gallerySlots = [];
+let galleryWorkerFailureLogged = false;
 let nextID = 1;
 
 // request queues m3ae[method](handle, options) and resolves to {value,
-// millis}, or to null when a newer request with the same key replaces it.
+// millis, worker}, where worker is the index of the slot that ran it, or
+// to null when a newer request with the same key replaces it.
 function request(method, options, { key = null, background = false } = {}) {
   return new Promise((resolve, reject) => {
     if (key !== null) {
-      const index = waiting.findIndex((job) => job.key === key);
+      const index = interactiveJobs.findIndex((job) => job.key === key);
       if (index >= 0) {
-        waiting[index].resolve(null);
-        waiting.splice(index, 1);
+        interactiveJobs[index].resolve(null);
+        interactiveJobs.splice(index, 1);
       }
     }
-    const job = { method, options, key, background, resolve, reject };
-    if (background) {
-      waiting.push(job);
-    } else {
-      const firstBackground = waiting.findIndex((j) => j.background);
-      waiting.splice(firstBackground < 0 ? waiting.length : firstBackground, 0, job);
-    }
+    const job = { id: 0, method, options, key, resolve, reject };
+    (background ? backgroundJobs : interactiveJobs).push(job);
     runNext();
   });
 }
 
 function runNext() {
-  if (running || waiting.length === 0) {
-    return;
+  if (mainSlot.job === null) {
+    const job = interactiveJobs.shift() || backgroundJobs.shift();
+    if (job) {
+      startJob(mainSlot, job);
+    }
   }
-  const job = waiting.shift();
-  const id = nextID++;
-  running = true;
-  pending.set(id, job);
-  worker.postMessage({ type: "call", id, method: job.method, options: job.options });
+  for (const slot of gallerySlots) {
+    if (backgroundJobs.length === 0) {
+      break;
+    }
+    if (slot.ready && slot.job === null) {
+      startJob(slot, backgroundJobs.shift());
+    }
+  }
 }
 
-worker.onmessage = (event) => {
+function startJob(slot, job) {
+  job.id = nextID++;
+  slot.job = job;
+  slot.worker.postMessage({ type: "call", id: job.id, method: job.method, options: job.options });
+}
+
+// finishJob settles the slot's request with the worker's result message.
+function finishJob(slot, message) {
+  const job = slot.job;
+  if (job === null || job.id !== message.id) {
+    return;
+  }
+  slot.job = null;
+  if (message.error !== undefined) {
+    job.reject(new Error(message.error));
+  } else {
+    job.resolve({ value: message.value, millis: message.millis, worker: slot.index });
+  }
+  runNext();
+}
+
+mainSlot.worker.onmessage = (event) => {
   const message = event.data;
   switch (message.type) {
     case "status":
@@ -86,25 +135,103 @@ worker.onmessage = (event) => {
     case "failed":
       loadFailed(message);
       break;
-    case "result": {
-      const job = pending.get(message.id);
-      pending.delete(message.id);
-      running = false;
-      if (message.error !== undefined) {
-        job.reject(new Error(message.error));
-      } else {
-        job.resolve({ value: message.value, millis: message.millis });
-      }
-      runNext();
+    case "result":
+      finishJob(mainSlot, message);
       break;
-    }
   }
 };
 
-worker.onerror = (event) => {
+mainSlot.worker.onerror = (event) => {
   event.preventDefault();
   loadFailed({ stage: "module", message: `The worker failed: ${event.message || "a script did not load"}. Check that m3ae.wasm and wasm_exec.js were built (make demo).` });
 };
+
+// galleryWorkerCount returns how many workers embed the gallery, the main
+// one included. ?workers=N in the page's URL sets it from 1 to
+// MAX_GALLERY_WORKERS, and 1 leaves the gallery to the main worker. By
+// default it is one per core that navigator.hardwareConcurrency reports,
+// from 2 to MAX_DEFAULT_GALLERY_WORKERS: browsers may report fewer cores
+// than the machine has, and the main worker also serves the interactive
+// requests.
+function galleryWorkerCount() {
+  const text = new URLSearchParams(location.search).get("workers");
+  if (text !== null) {
+    const count = Number(text);
+    if (/^\d+$/.test(text) && count >= 1 && count <= MAX_GALLERY_WORKERS) {
+      return count;
+    }
+    console.warn(`Ignoring ?workers=${text}: it must be a whole number from 1 to ${MAX_GALLERY_WORKERS}. The page picks the number of gallery workers from the cores instead.`);
+  }
+  const cores = navigator.hardwareConcurrency || 1;
+  return Math.min(Math.max(cores, 2), MAX_DEFAULT_GALLERY_WORKERS);
+}
+
+// startGalleryWorkers starts count gallery workers, which load the model
+// from the Cache API only, so the model is downloaded once per visit.
+function startGalleryWorkers(count) {
+  if (count > 0 && !state.modelCached) {
+    console.warn("The model is not in the browser cache, so the main worker embeds the gallery alone.");
+    return;
+  }
+  for (let i = 1; i <= count; i++) {
+    const slot = newSlot(i);
+    slot.worker.onmessage = (event) => galleryWorkerMessage(slot, event.data);
+    slot.worker.onerror = (event) => {
+      event.preventDefault();
+      retireGalleryWorker(slot, event.message || "its script did not load");
+    };
+    slot.worker.postMessage({ type: "load", cacheOnly: true });
+    gallerySlots.push(slot);
+  }
+}
+
+function galleryWorkerMessage(slot, message) {
+  switch (message.type) {
+    case "loaded":
+      slot.ready = true;
+      runNext();
+      break;
+    case "failed":
+      retireGalleryWorker(slot, message.message);
+      break;
+    case "result":
+      if (message.error !== undefined) {
+        retireGalleryWorker(slot, message.error);
+      } else {
+        finishJob(slot, message);
+      }
+      break;
+  }
+}
+
+// retireGalleryWorker terminates a gallery worker that failed and puts its
+// request back at the front of the background queue. The console notes the
+// first failure only.
+function retireGalleryWorker(slot, reason) {
+  slot.worker.terminate();
+  const index = gallerySlots.indexOf(slot);
+  if (index >= 0) {
+    gallerySlots.splice(index, 1);
+  }
+  if (slot.job !== null) {
+    backgroundJobs.unshift(slot.job);
+    slot.job = null;
+  }
+  if (!galleryWorkerFailureLogged) {
+    galleryWorkerFailureLogged = true;
+    console.warn(`Gallery worker ${slot.index} failed (${reason}), so the other workers, the main one among them, embed its share of the gallery.`);
+  }
+  runNext();
+}
+
+// stopGalleryWorkers terminates the gallery workers, which returns their
+// memory. The gallery calls it once its requests have all settled.
+function stopGalleryWorkers() {
+  for (const slot of gallerySlots) {
+    slot.worker.terminate();
+  }
+  gallerySlots.length = 0;
+}
 
 // ---------------------------------------------------------------------
 // Model loading and status.
@@ -125,6 +252,7 @@ function showProgress(loaded, total) {
 function modelLoaded(message) {
   state.config = message.config;
   state.modelReady = true;
+  state.modelCached = message.cached;
   document.body.dataset.state = "ready";
   document.body.dataset.modelSource = message.source;
   $("download-progress").hidden = true;
@@ -153,9 +281,12 @@ function modelLoaded(message) {
 function loadFailed(message) {
   document.body.dataset.state = "error";
   $("download-progress").hidden = true;
-  $("status-text").textContent = message.stage === "module"
-    ? "The WebAssembly module could not start."
-    : "The model could not be loaded.";
+  const headlines = {
+    module: "The WebAssembly module could not start.",
+    exited: "The WebAssembly module stopped.",
+    model: "The model could not be loaded.",
+  };
+  $("status-text").textContent = headlines[message.stage];
   const error = $("status-error");
   error.textContent = message.message;
   error.hidden = false;
@@ -164,11 +295,11 @@ function loadFailed(message) {
   retry.onclick = () => {
     retry.hidden = true;
     error.hidden = true;
-    if (message.stage === "module") {
+    if (message.stage !== "model") {
       location.reload();
     } else {
       document.body.dataset.state = "loading";
-      worker.postMessage({ type: "load" });
+      mainSlot.worker.postMessage({ type: "load" });
     }
   };
 }
@@ -554,16 +685,42 @@ function embedGallery() {
   if (galleryEmbedding !== null || state.gallery.length === 0) {
     return galleryEmbedding;
   }
-  galleryEmbedding = Promise.all(state.gallery.map(async (entry) => {
-    const bytes = await galleryBytes(entry);
-    const reply = await request("embed", { image: bytes }, { background: true });
-    entry.embedding = reply.value;
-  })).then(showNeighbours, (err) => {
+  galleryEmbedding = embedGalleryImages().then(showNeighbours, (err) => {
     galleryEmbedding = null;
     $("neighbours-output").hidden = true;
     inputError(`The gallery embeddings failed: ${err.message}`);
   });
   return galleryEmbedding;
+}
+
+// embedGalleryImages embeds the gallery on the main worker and the gallery
+// workers and stores each embedding at its image's index, in whatever
+// order the workers finish. It records how many workers took part and how
+// long it took on the neighbours section.
+async function embedGalleryImages() {
+  const started = performance.now();
+  const extra = Math.min(galleryWorkerCount() - 1, state.gallery.length);
+  startGalleryWorkers(extra);
+  const replies = await Promise.allSettled(state.gallery.map(async (entry) => {
+    const bytes = await galleryBytes(entry);
+    return request("embed", { image: bytes }, { background: true });
+  }));
+  stopGalleryWorkers();
+  const failed = replies.find((reply) => reply.status === "rejected");
+  if (failed) {
+    throw failed.reason;
+  }
+
+  replies.forEach((reply, index) => {
+    state.gallery[index].embedding = reply.value.value;
+  });
+  const workers = new Set(replies.map((reply) => reply.value.worker)).size;
+  const millis = Math.round(performance.now() - started);
+  const section = $("neighbours-output");
+  section.dataset.galleryWorkers = String(workers);
+  section.dataset.galleryMillis = String(millis);
+  $("gallery-timing").textContent =
+    `The page embedded the ${state.gallery.length} gallery emoji in ${millis} ms on ${workers} Web Worker${workers === 1 ? "" : "s"}.`;
 }
 
 function cosine(a, b) {
@@ -897,4 +1054,4 @@ bindControls();
 bindUpload();
 registerServiceWorker();
 loadGallery();
-worker.postMessage({ type: "load" });
+mainSlot.worker.postMessage({ type: "load" });

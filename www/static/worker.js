@@ -1,12 +1,16 @@
-// Demo worker: starts the WebAssembly module, downloads the model once into
-// the Cache API, and runs the page's embed and reconstruct requests off the
-// main thread. The module is m3ae-simd.wasm, whose kernels use WebAssembly
-// SIMD, where the engine supports SIMD and the server has that file, and
-// m3ae.wasm otherwise. Both give the same bits.
+// Demo worker: starts the WebAssembly module, loads the model, and runs the
+// page's requests off the main thread, one at a time. The page starts one
+// such worker for the whole visit, which downloads the model once into the
+// Cache API, and, while it embeds the gallery, a few more that load the
+// model from that cache only. Each worker runs its own instance of the
+// module with its own copy of the model. The module is m3ae-simd.wasm, whose
+// kernels use WebAssembly SIMD, where the engine supports SIMD and the
+// server has that file, and m3ae.wasm otherwise. Both give the same bits.
 //
 // Messages from the page:
-//   {type: "load"}: read model.json, take the model from the cache or
-//     download it, and load it.
+//   {type: "load", cacheOnly?}: read model.json, take the model from the
+//     cache or download it, and load it. With cacheOnly true a model that
+//     is missing from the cache fails the load instead of downloading.
 //   {type: "call", id, method: "embed" | "reconstruct" | "attention",
 //     options}: call m3ae[method](handle, options).
 //   {type: "call", id, method: "ood", options}: call m3ae.ood(options),
@@ -16,8 +20,11 @@
 //   {type: "progress", loaded, total}: model download, in bytes.
 //   {type: "loaded", name, bytes, source: "cache" | "network", cached,
 //     millis, config, module: "m3ae-simd.wasm" | "m3ae.wasm"}
-//   {type: "failed", stage: "module" | "model", message}
-//   {type: "result", id, value} or {type: "result", id, error}
+//   {type: "failed", stage: "module" | "model" | "exited", message}: the
+//     module did not start, the model did not load, or the Go program
+//     exited after it started (for example when it ran out of memory), in
+//     which case every later call fails too.
+//   {type: "result", id, value, millis} or {type: "result", id, error}
 "use strict";
 
 importScripts("wasm_exec.js");
@@ -55,6 +62,12 @@ function moduleFiles() {
 
 let handle = null;
 let moduleFile = null;
+// exitReason is null while the Go program runs, and the reason for its
+// exit once it has exited.
+let exitReason = null;
+// inFlight contains the ids of the calls that have not posted a result,
+// so that an exit can fail them instead of leaving the page waiting.
+const inFlight = new Set();
 
 const moduleReady = (async () => {
   post({ type: "status", text: "Starting the WebAssembly module…" });
@@ -75,7 +88,11 @@ const moduleReady = (async () => {
   if (instance === null) {
     throw new Error(failures.join("; "));
   }
-  go.run(instance); // defines globalThis.m3ae before it returns
+  // go.run defines globalThis.m3ae before it returns its promise, which
+  // settles when the Go program exits.
+  go.run(instance).then(
+    () => moduleExited(`${moduleFile} exited`),
+    (err) => moduleExited(`${moduleFile} failed: ${errorText(err)}`));
   if (!globalThis.m3ae) {
     throw new Error(`${moduleFile} did not define globalThis.m3ae`);
   }
@@ -91,6 +108,21 @@ async function instantiate(file, importObject) {
   return instance;
 }
 
+// moduleExited fails the calls in flight, since their promises never
+// settle once the Go program has exited, and posts a failed message.
+function moduleExited(reason) {
+  if (exitReason !== null) {
+    return;
+  }
+  exitReason = reason;
+  handle = null;
+  for (const id of inFlight) {
+    post({ type: "result", id, error: `The WebAssembly module stopped during this call: ${reason}.` });
+  }
+  inFlight.clear();
+  post({ type: "failed", stage: "exited", message: `The WebAssembly module stopped (${reason}), for example because it ran out of memory. Reload the page.` });
+}
+
 function post(message, transfer) {
   self.postMessage(message, transfer || []);
 }
@@ -102,23 +134,27 @@ function errorText(err) {
 self.onmessage = async (event) => {
   const message = event.data;
   if (message.type === "load") {
-    await loadModel();
+    await loadModel(message.cacheOnly === true);
   } else if (message.type === "call") {
     await call(message);
   }
 };
 
-async function loadModel() {
+async function loadModel(cacheOnly) {
   try {
     await moduleReady;
   } catch (err) {
     post({ type: "failed", stage: "module", message: `The WebAssembly module did not start: ${errorText(err)}` });
     return;
   }
+  if (exitReason !== null) {
+    post({ type: "failed", stage: "exited", message: `The WebAssembly module stopped (${exitReason}). Reload the page.` });
+    return;
+  }
   try {
     const started = performance.now();
     const info = await fetchModelInfo();
-    const { bytes, source, cached } = await modelBytes(info);
+    const { bytes, source, cached } = await modelBytes(info, cacheOnly);
     post({ type: "status", text: `Loading ${info.name} into the module…` });
     if (handle !== null) {
       m3ae.release(handle);
@@ -157,7 +193,8 @@ async function fetchModelInfo() {
 
 // modelBytes returns the model file from the cache or, on a miss or a
 // damaged entry, from the network, and stores a download in the cache.
-async function modelBytes(info) {
+// With cacheOnly it throws instead of downloading.
+async function modelBytes(info, cacheOnly) {
   const cache = await openModelCache();
   if (cache) {
     const hit = await cache.match(info.url);
@@ -169,6 +206,9 @@ async function modelBytes(info) {
       }
       await cache.delete(info.url);
     }
+  }
+  if (cacheOnly) {
+    throw new Error(`${info.name} is not in the browser cache, and this worker loads it only from there.`);
   }
 
   const bytes = await download(info);
@@ -273,11 +313,16 @@ async function download(info) {
 // call runs one request and posts its result. Image buffers in the result
 // are transferred, not copied.
 async function call(message) {
+  if (exitReason !== null) {
+    post({ type: "result", id: message.id, error: `The WebAssembly module stopped (${exitReason}). Reload the page.` });
+    return;
+  }
   const modelFree = MODEL_FREE_METHODS.has(message.method);
   if (handle === null && !modelFree) {
     post({ type: "result", id: message.id, error: "The model is not loaded yet." });
     return;
   }
+  inFlight.add(message.id);
   try {
     const started = performance.now();
     const value = modelFree
@@ -292,8 +337,12 @@ async function call(message) {
         transfer.push(image.data.buffer);
       }
     }
-    post({ type: "result", id: message.id, value, millis }, transfer);
+    if (inFlight.delete(message.id)) {
+      post({ type: "result", id: message.id, value, millis }, transfer);
+    }
   } catch (err) {
-    post({ type: "result", id: message.id, error: errorText(err) });
+    if (inFlight.delete(message.id)) {
+      post({ type: "result", id: message.id, error: errorText(err) });
+    }
   }
 }
