@@ -1,5 +1,5 @@
 // Demo service worker: keeps a copy of the page, its scripts, the
-// WebAssembly module, model.json and the gallery, so that the page works
+// WebAssembly modules, model.json and the gallery, so that the page works
 // offline after the first visit. Requests go to the network first, and the
 // copy serves them only when the network fails. The server returns 304
 // Not Modified for repeat requests, so an online visit downloads no body
@@ -21,6 +21,7 @@ const PAGE_FILES = [
   "gallery/NOTICE.md",
   "gallery/README.md",
 ];
+const SIMD_MODULE = "m3ae-simd.wasm";
 const GALLERY_INDEX = "gallery/test.jsonl";
 // MODEL_PATH_PREFIX starts the model's URL path, which worker.js caches.
 const MODEL_PATH_PREFIX = new URL("model/", self.registration.scope).pathname;
@@ -29,6 +30,9 @@ self.addEventListener("install", (event) => {
   event.waitUntil((async () => {
     const cache = await caches.open(PAGE_CACHE);
     await cache.addAll(PAGE_FILES);
+    // worker.js prefers the SIMD module, which a site built without it
+    // lacks, so its absence is no reason to fail the install.
+    await cache.add(SIMD_MODULE).catch(() => {});
     const index = await cache.match(GALLERY_INDEX);
     const images = (await index.text()).split("\n")
       .filter((line) => line.trim() !== "")
