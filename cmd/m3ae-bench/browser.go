@@ -26,6 +26,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/m3ae-edge/m3ae-edge/cmd/m3ae-bench/internal/forwardinput"
 	"github.com/m3ae-edge/m3ae-edge/core"
 	"github.com/m3ae-edge/m3ae-edge/export/onnx"
 	"github.com/m3ae-edge/m3ae-edge/wasm/harness"
@@ -293,12 +294,35 @@ func buildJSModule(ctx context.Context, flavor harness.Flavor, out, pkg string) 
 
 // writeBrowserInputs writes the model file, the ONNX models and every
 // input of setup into dir, one file each, which the page server serves
-// under /files/<preset>/.
+// under /files/<preset>/. It moves the ONNX files from s.onnxPaths.
 func writeBrowserInputs(dir string, s *inferenceSetup) error {
+	if err := writeForwardInputs(dir, s); err != nil {
+		return err
+	}
+	for _, op := range inferenceOps {
+		if err := os.Rename(s.onnxPaths[op.name], filepath.Join(dir, op.spec.FileName())); err != nil {
+			return err
+		}
+	}
+	files := map[string][]byte{
+		onnx.InputImageKeep: int32Bytes(keptIndices(s.masks.Image)),
+		onnx.InputTextKeep:  int32Bytes(keptIndices(s.masks.Text)),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeForwardInputs writes the model file and the example of s into dir,
+// as package forwardinput reads them.
+func writeForwardInputs(dir string, s *inferenceSetup) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.Create(filepath.Join(dir, "model.safetensors"))
+	f, err := os.Create(filepath.Join(dir, forwardinput.ModelFile))
 	if err != nil {
 		return err
 	}
@@ -309,18 +333,11 @@ func writeBrowserInputs(dir string, s *inferenceSetup) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	for _, op := range inferenceOps {
-		if err := os.Rename(s.onnxPaths[op.name], filepath.Join(dir, op.spec.FileName())); err != nil {
-			return err
-		}
-	}
 	files := map[string][]byte{
-		onnx.InputPatches:   float32Bytes(s.in.Patches),
-		onnx.InputTokens:    int32Bytes(s.in.Tokens),
-		onnx.InputImageKeep: int32Bytes(keptIndices(s.masks.Image)),
-		onnx.InputTextKeep:  int32Bytes(keptIndices(s.masks.Text)),
-		"image_mask":        maskBytes(s.masks.Image),
-		"text_mask":         maskBytes(s.masks.Text),
+		forwardinput.PatchesFile:   float32Bytes(s.in.Patches),
+		forwardinput.TokensFile:    int32Bytes(s.in.Tokens),
+		forwardinput.ImageMaskFile: maskBytes(s.masks.Image),
+		forwardinput.TextMaskFile:  maskBytes(s.masks.Text),
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {

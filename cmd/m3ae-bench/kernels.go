@@ -509,10 +509,11 @@ func renderKernels(res *kernelsResult) string {
 		"without experiments and runs the scalar kernel, and the other native targets are built with "+
 		"GOEXPERIMENT=%s and run the %s kernel. `matMul` splits large products across GOMAXPROCS "+
 		"goroutines, so the native table gives one core (GOMAXPROCS=1) and every core. Built for "+
-		"GOOS=wasip1, it runs on one thread in wazero %s's compiler: `wazero scalar` is built with the "+
-		"running toolchain, whose wasm backend emits no SIMD, without and with interruption (`interrupt` "+
-		"checks the context at every loop head, the plugin host's default), and `wazero simd` with "+
-		"GOTOOLCHAIN=%s GOEXPERIMENT=simd, whose kernels use WebAssembly SIMD128, without interruption. "+
+		"GOOS=wasip1, it runs on one thread in wazero %s's compiler. `wazero scalar` is built with the "+
+		"running toolchain, whose wasm backend emits no SIMD, and runs without and with interruption "+
+		"(`interrupt` checks the context at every loop head, the plugin host's default). `wazero simd` is "+
+		"built with GOTOOLCHAIN=%s GOEXPERIMENT=simd, whose kernels use WebAssembly SIMD128, and runs "+
+		"without interruption. "+
 		"Each figure is GFLOP/s: 2 x rows x in x out over the median time of one call, after one warm-up "+
 		"call, from at least %d timed calls that take at least %s in all.",
 		envOr("GOEXPERIMENT", defaultGoExperiment), targetKernel(nativeSIMD), res.wazero, harness.SIMDToolchain,

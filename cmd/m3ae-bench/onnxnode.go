@@ -17,11 +17,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/m3ae-edge/m3ae-edge/core"
 	"github.com/m3ae-edge/m3ae-edge/core/bertvocab"
 	"github.com/m3ae-edge/m3ae-edge/export/onnx"
+	"github.com/m3ae-edge/m3ae-edge/wasm/harness"
 )
 
 func init() {
@@ -403,8 +405,22 @@ func runONNXNode(ctx context.Context, env *benchEnv) (string, error) {
 	}
 	runner := &nodeRunner{node: node, script: script, nodeModules: filepath.Dir(packageDir)}
 
+	// The scalar kernels, the core before SIMD, time in a build of their
+	// own, beside this process's SIMD build.
+	scalar := scalarForward{program: filepath.Join(dir, "forwardbench-scalar")}
+	env.log.Info("onnx-node: building forwardbench with the scalar kernels")
+	if err := buildProgram(ctx, modulePath+"/cmd/m3ae-bench/forwardbench", scalar.program, harness.ScalarFlavor.Env); err != nil {
+		return "", err
+	}
+	bench, err := core.NewDenseBenchmark(1, 1, 1, false, 0)
+	if err != nil {
+		return "", err
+	}
+	oursName := fmt.Sprintf("m3ae-edge core (Go, %s kernels)", bench.Kernel())
+
 	peerName := "onnxruntime-node " + version
 	table := newMarkdownTable("preset", "op", "threads", "runtime", "runs", "median ms", "p90 ms", "min ms", "ours/theirs")
+	names := onnxNodeNames{ours: oursName, scalar: "m3ae-edge core (Go, scalar kernels)", peer: peerName}
 	var worstDiff float64
 	for _, preset := range inferencePresets(env) {
 		env.log.Info("onnx-node: exporting", "preset", preset)
@@ -413,30 +429,76 @@ func runONNXNode(ctx context.Context, env *benchEnv) (string, error) {
 			return "", fmt.Errorf("preset %s: %w", preset, err)
 		}
 		counts := inferenceRuns(env, preset)
+		scalar.dir = filepath.Join(dir, preset)
+		if err := writeForwardInputs(scalar.dir, setup); err != nil {
+			return "", err
+		}
 		for _, op := range inferenceOps {
 			env.log.Info("onnx-node: timing", "preset", preset, "op", op.name)
-			diff, err := timeONNXNodeOp(ctx, table, runner, setup, op, counts, peerName)
+			diff, err := timeONNXNodeOp(ctx, table, runner, scalar, setup, op, counts, names)
 			if err != nil {
 				return "", fmt.Errorf("preset %s %s: %w", preset, op.name, err)
 			}
 			worstDiff = max(worstDiff, diff)
 		}
 
-		// small's two ONNX files take 434 MB.
+		// small's two ONNX files take 434 MB, and its model file 286 MB.
 		for _, path := range setup.onnxPaths {
 			if err := os.Remove(path); err != nil {
 				return "", err
 			}
 		}
+		if err := os.RemoveAll(scalar.dir); err != nil {
+			return "", err
+		}
 	}
 	return onnxNodeText(env, worstDiff) + "\n" + table.String(), nil
 }
 
-// timeONNXNodeOp times op on the core and then in onnxruntime-node at
-// each of onnxNodeThreads, adds their rows to table, and returns the
-// largest difference between ONNX Runtime's output and the core's.
-func timeONNXNodeOp(ctx context.Context, table *markdownTable, runner *nodeRunner, setup *inferenceSetup,
-	op inferenceOp, counts runCounts, peerName string,
+// onnxNodeNames are the runtime cells of the table's rows.
+type onnxNodeNames struct {
+	ours, scalar, peer string
+}
+
+// scalarForward is the forwardbench build with the scalar kernels and the
+// folder of the preset's example.
+type scalarForward struct {
+	program, dir string
+}
+
+// run times op in the scalar build on one thread and returns the timings
+// and the last call's output.
+func (f scalarForward) run(ctx context.Context, op inferenceOp, counts runCounts) ([]float64, []float32, error) {
+	stdout, err := runChild(ctx, []string{"GOMAXPROCS=1"}, f.program, "-dir", f.dir, "-op", op.name,
+		"-warmup", strconv.Itoa(counts.oursWarmup), "-runs", strconv.Itoa(counts.oursRuns))
+	if err != nil {
+		return nil, nil, err
+	}
+	var report struct {
+		Kernel string    `json:"kernel"`
+		Millis []float64 `json:"millis"`
+		Output string    `json:"output"`
+	}
+	if err := json.Unmarshal(stdout, &report); err != nil {
+		return nil, nil, fmt.Errorf("forwardbench printed %q: %w", tail(string(stdout), 200), err)
+	}
+	if report.Kernel != "scalar" || len(report.Millis) != counts.oursRuns {
+		return nil, nil, fmt.Errorf("forwardbench ran %d calls of the %s kernel, want %d of the scalar kernel",
+			len(report.Millis), report.Kernel, counts.oursRuns)
+	}
+	raw, err := base64.StdEncoding.DecodeString(report.Output)
+	if err != nil {
+		return nil, nil, fmt.Errorf("forwardbench output: %w", err)
+	}
+	return report.Millis, bytesToFloat32s(raw), nil
+}
+
+// timeONNXNodeOp times op on the core at each of onnxNodeThreads, on the
+// scalar build at one thread, and in onnxruntime-node at each of
+// onnxNodeThreads. It adds their rows to table and returns the largest
+// difference between ONNX Runtime's output and the core's.
+func timeONNXNodeOp(ctx context.Context, table *markdownTable, runner *nodeRunner, scalar scalarForward,
+	setup *inferenceSetup, op inferenceOp, counts runCounts, names onnxNodeNames,
 ) (float64, error) {
 	var want []float32
 	ours := make([]summary, len(onnxNodeThreads))
@@ -455,6 +517,13 @@ func timeONNXNodeOp(ctx context.Context, table *markdownTable, runner *nodeRunne
 		if err != nil {
 			return 0, fmt.Errorf("core, GOMAXPROCS %d: %w", threads, err)
 		}
+	}
+	scalarMillis, scalarOutput, err := scalar.run(ctx, op, counts)
+	if err != nil {
+		return 0, fmt.Errorf("core with the scalar kernels: %w", err)
+	}
+	if !sameBits(scalarOutput, want) {
+		return 0, fmt.Errorf("the scalar kernels' %s differs from the SIMD kernels' in its bits", op.output)
 	}
 
 	response, err := runner.run(ctx, ortNodeRequest{
@@ -487,10 +556,27 @@ func timeONNXNodeOp(ctx context.Context, table *markdownTable, runner *nodeRunne
 
 		threads := fmt.Sprint(result.Threads)
 		theirs := summarize(result.Millis)
-		table.add(timingRow([]string{setup.preset, op.name, threads, "m3ae-edge core (Go)"}, ours[i], "-")...)
-		table.add(timingRow([]string{setup.preset, op.name, threads, peerName}, theirs, formatRatio(ours[i].median, theirs.median))...)
+		table.add(timingRow([]string{setup.preset, op.name, threads, names.ours}, ours[i], formatRatio(ours[i].median, theirs.median))...)
+		if result.Threads == 1 {
+			before := summarize(scalarMillis)
+			table.add(timingRow([]string{setup.preset, op.name, threads, names.scalar}, before, formatRatio(before.median, theirs.median))...)
+		}
+		table.add(timingRow([]string{setup.preset, op.name, threads, names.peer}, theirs, "-")...)
 	}
 	return worstDiff, nil
+}
+
+// sameBits reports whether a and b hold the same float32 bits.
+func sameBits(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // onnxNodeText returns the paragraphs above the table.
@@ -506,13 +592,16 @@ func onnxNodeText(env *benchEnv, worstDiff float64) string {
 		"onnxruntime-node runs the `embed-image-text` and `reconstruct-image-text` models that " +
 		"`m3ae-edge export --format onnx` writes for the same model file (the embedding model also returns the mean embedding), " +
 		"timed around `session.run`. The threads column sets GOMAXPROCS, the number of threads that run Go code at once, on our side, " +
-		"and `intraOpNumThreads` on ONNX Runtime's, and ours/theirs compares rows of the same thread count. ")
+		"and `intraOpNumThreads` on ONNX Runtime's. The same core built without experiments, whose kernels are scalar, " +
+		"runs in a process of its own (cmd/m3ae-bench/forwardbench) on one thread, as the core was before its SIMD kernels, " +
+		"and its outputs have the same bits. ")
 	for _, preset := range inferencePresets(env) {
 		counts := inferenceRuns(env, preset)
 		fmt.Fprintf(&b, "%s makes %d warm-up calls on our side and %d on ONNX Runtime's before the timed ones. ",
 			preset, counts.oursWarmup, counts.peerWarmup)
 	}
-	fmt.Fprintf(&b, "p90 is the nearest-rank 90th percentile. ours/theirs is the ratio of medians: above 1, ours is slower. "+
+	fmt.Fprintf(&b, "p90 is the nearest-rank 90th percentile. ours/theirs, on our rows, is the row's median over "+
+		"onnxruntime-node's median at the same thread count: above 1, ours is slower. "+
 		"ONNX Runtime's outputs (`cls_embedding`, `encoded`) differed from ours by at most %.2g.\n", worstDiff)
 	return b.String()
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math"
 	"os"
@@ -138,42 +137,6 @@ func checkRatio(t *testing.T, row map[string]string, column string, ours, theirs
 	}
 }
 
-// checkInferenceTable checks the table of the onnx-node or browser group:
-// rows of the tiny preset in pairs, the core's row and then the peer's,
-// pairsPerOp pairs for each op, with ours/theirs computed from the pair's
-// medians.
-func checkInferenceTable(t *testing.T, output string, header []string, pairsPerOp int) {
-	t.Helper()
-	tables := parseTables(t, output)
-	if len(tables) != 1 {
-		t.Fatalf("output has %d tables, want 1:\n%s", len(tables), output)
-	}
-	table := tables[0]
-	if strings.Join(table.header, ",") != strings.Join(header, ",") {
-		t.Errorf("header = %q, want %q", table.header, header)
-	}
-	if want := len(inferenceOps) * pairsPerOp * 2; len(table.rows) != want {
-		t.Fatalf("table has %d rows, want %d:\n%s", len(table.rows), want, output)
-	}
-	for i := 0; i < len(table.rows); i += 2 {
-		ours, theirs := table.rows[i], table.rows[i+1]
-		op := inferenceOps[i/(2*pairsPerOp)].name
-		for _, row := range []map[string]string{ours, theirs} {
-			if row["preset"] != "tiny" || row["op"] != op {
-				t.Errorf("row %v is %s %s, want tiny %s", row, row["preset"], row["op"], op)
-			}
-		}
-		if !strings.HasPrefix(ours["runtime"], "m3ae-edge core") || ours["ours/theirs"] != "-" {
-			t.Errorf("row %d = %v, want the core's row with no ratio", i, ours)
-		}
-		if !strings.HasPrefix(theirs["runtime"], "onnxruntime-") {
-			t.Errorf("row %d runtime = %q, want an onnxruntime package", i+1, theirs["runtime"])
-		}
-		oursMedian, theirsMedian := checkTimingRow(t, ours), checkTimingRow(t, theirs)
-		checkRatio(t, theirs, "ours/theirs", oursMedian, theirsMedian)
-	}
-}
-
 // TestONNXNodeQuick runs the onnx-node group's smoke path and checks the
 // shape of its table and that every figure is positive, not the speed.
 func TestONNXNodeQuick(t *testing.T) {
@@ -184,12 +147,57 @@ func TestONNXNodeQuick(t *testing.T) {
 	requirePeer(t, "M3AE_REQUIRE_ONNXRUNTIME", err)
 
 	output := runQuick(t, "onnx-node")
+	tables := parseTables(t, output)
+	if len(tables) != 1 {
+		t.Fatalf("output has %d tables, want 1:\n%s", len(tables), output)
+	}
+	table := tables[0]
 	header := []string{"preset", "op", "threads", "runtime", "runs", "median ms", "p90 ms", "min ms", "ours/theirs"}
-	checkInferenceTable(t, output, header, len(onnxNodeThreads))
-	for i, row := range parseTables(t, output)[0].rows {
-		// Each op has a pair of rows at 1 thread, then a pair at 2.
-		if want := fmt.Sprint(onnxNodeThreads[i/2%len(onnxNodeThreads)]); row["threads"] != want {
-			t.Errorf("row %d: threads = %q, want %s", i, row["threads"], want)
+	if strings.Join(table.header, ",") != strings.Join(header, ",") {
+		t.Errorf("header = %q, want %q", table.header, header)
+	}
+
+	// Each op has, at 1 thread, the core's row, the scalar build's row and
+	// onnxruntime-node's row, then at 2 threads the core's and the peer's.
+	type rowSpec struct {
+		threads string
+		runtime string
+		peer    bool
+	}
+	var want []rowSpec
+	for range inferenceOps {
+		want = append(want,
+			rowSpec{"1", "m3ae-edge core (Go, ", false}, rowSpec{"1", "m3ae-edge core (Go, scalar kernels)", false},
+			rowSpec{"1", "onnxruntime-node", true},
+			rowSpec{"2", "m3ae-edge core (Go, ", false}, rowSpec{"2", "onnxruntime-node", true})
+	}
+	if len(table.rows) != len(want) {
+		t.Fatalf("table has %d rows, want %d:\n%s", len(table.rows), len(want), output)
+	}
+	perOp := len(want) / len(inferenceOps)
+	var oursMedians []float64
+	for i, row := range table.rows {
+		spec := want[i]
+		op := inferenceOps[i/perOp].name
+		if row["preset"] != "tiny" || row["op"] != op || row["threads"] != spec.threads {
+			t.Errorf("row %d = %v, want tiny %s at %s threads", i, row, op, spec.threads)
 		}
+		if !strings.HasPrefix(row["runtime"], spec.runtime) {
+			t.Errorf("row %d runtime = %q, want it to start with %q", i, row["runtime"], spec.runtime)
+		}
+		median := checkTimingRow(t, row)
+		if !spec.peer {
+			oursMedians = append(oursMedians, median)
+			continue
+		}
+		if row["ours/theirs"] != "-" {
+			t.Errorf("row %d = %v, want the peer's row with no ratio", i, row)
+		}
+		// The ratio of each of our rows above, back to the previous peer
+		// row, is its median over this row's.
+		for j := len(oursMedians); j > 0; j-- {
+			checkRatio(t, table.rows[i-j], "ours/theirs", oursMedians[len(oursMedians)-j], median)
+		}
+		oursMedians = oursMedians[:0]
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"math"
 	"syscall/js"
 
+	"github.com/m3ae-edge/m3ae-edge/cmd/m3ae-bench/internal/forwardinput"
 	"github.com/m3ae-edge/m3ae-edge/core"
 )
 
@@ -115,20 +116,7 @@ func setInputs(args []js.Value) error {
 		}
 		raw[i] = data
 	}
-	inputs.Patches = make([]float32, len(raw[0])/4)
-	for i := range inputs.Patches {
-		inputs.Patches[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[0][4*i:]))
-	}
-	inputs.Tokens = make([]int32, len(raw[1])/4)
-	for i := range inputs.Tokens {
-		inputs.Tokens[i] = int32(binary.LittleEndian.Uint32(raw[1][4*i:]))
-	}
-	masks = core.Masks{Image: make([]bool, len(raw[2])), Text: make([]bool, len(raw[3]))}
-	for i, b := range raw[2] {
-		masks.Image[i] = b != 0
-	}
-	for i, b := range raw[3] {
-		masks.Text[i] = b != 0
-	}
-	return nil
+	var err error
+	inputs, masks, err = forwardinput.Decode(raw[0], raw[1], raw[2], raw[3])
+	return err
 }
