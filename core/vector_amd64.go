@@ -120,14 +120,7 @@ func geluInPlace(x []float32) {
 		nf := n.ConvertToFloat32()
 		r := z.Sub(nf.Mul(archsimd.BroadcastFloat32x8(exp32Ln2Hi)))
 		r = r.Sub(nf.Mul(archsimd.BroadcastFloat32x8(exp32Ln2Lo)))
-		p := archsimd.BroadcastFloat32x8(1.0 / 5040)
-		p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 720))
-		p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 120))
-		p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 24))
-		p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 6))
-		p = p.Mul(r).Add(half)
-		p = p.Mul(r).Add(one)
-		p = p.Mul(r).Add(one)
+		p := expTaylor32x8(r)
 		e := p.Mul(n.Add(archsimd.BroadcastInt32x8(127)).ShiftAllLeft(23).AsFloat32x8())
 
 		th := one.Sub(two.Div(e.Add(one)))
@@ -182,7 +175,6 @@ func expDiffInPlace(x []float32, m float32) {
 	var zero archsimd.Float32x8
 	var zeroInt archsimd.Int32x8
 	shift := archsimd.BroadcastFloat32x8(m)
-	one := archsimd.BroadcastFloat32x8(1)
 	half := archsimd.BroadcastFloat32x8(0.5)
 	i := 0
 	for ; i+8 <= len(x); i += 8 {
@@ -195,14 +187,7 @@ func expDiffInPlace(x []float32, m float32) {
 		nf := n.ConvertToFloat32()
 		r := z.Sub(nf.Mul(archsimd.BroadcastFloat32x8(exp32Ln2Hi)))
 		r = r.Sub(nf.Mul(archsimd.BroadcastFloat32x8(exp32Ln2Lo)))
-		p := archsimd.BroadcastFloat32x8(1.0 / 5040)
-		p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 720))
-		p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 120))
-		p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 24))
-		p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 6))
-		p = p.Mul(r).Add(half)
-		p = p.Mul(r).Add(one)
-		p = p.Mul(r).Add(one)
+		p := expTaylor32x8(r)
 		e := p.Mul(n.Add(archsimd.BroadcastInt32x8(127)).ShiftAllLeft(23).AsFloat32x8())
 		e = zero.Merge(e, z.Less(archsimd.BroadcastFloat32x8(exp32Underflow)))
 		z.Merge(e, z.IsNaN()).Store(lanes)
@@ -255,4 +240,19 @@ func storeFloat32x8(row []float32, col int, v archsimd.Float32x8) {
 	var lanes [8]float32
 	v.Store(&lanes)
 	copy(row[col:], lanes[:len(row)-col])
+}
+
+// expTaylor32x8 returns exp32's Taylor series of e^r to degree 7 in each
+// lane, with exp32's operations in their order. It is small enough for Go
+// to inline, so the kernels' loops make no call.
+func expTaylor32x8(r archsimd.Float32x8) archsimd.Float32x8 {
+	one := archsimd.BroadcastFloat32x8(1)
+	p := archsimd.BroadcastFloat32x8(1.0 / 5040)
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 720))
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 120))
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 24))
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 6))
+	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(0.5))
+	p = p.Mul(r).Add(one)
+	return p.Mul(r).Add(one)
 }
