@@ -98,15 +98,21 @@ func runServe(ctx context.Context, cmd *cobra.Command, logger *slog.Logger, opts
 		return fmt.Errorf("--addr %s: %w: pick a free port, such as --addr 127.0.0.1:8081, or port 0 for any", opts.addr, err)
 	}
 	url := pageURL(listener.Addr())
+	handler := newDemoHandler(site, model, logger)
+	host, _, _ := net.SplitHostPort(listener.Addr().String())
+	loopback := net.ParseIP(host).IsLoopback()
+	if loopback {
+		handler = requireLoopbackHost(handler, logger)
+	}
 	server := &http.Server{
-		Handler:           newDemoHandler(site, model, logger),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	logger.Info("serving the demo", "url", url, "model", modelLabel(opts.modelPath),
 		"model_bytes", len(modelData), "page", siteLabel)
-	if host, _, _ := net.SplitHostPort(listener.Addr().String()); !net.ParseIP(host).IsLoopback() {
+	if !loopback {
 		logger.Warn("listening beyond the loopback interface: browsers on other machines that use plain HTTP get no model cache and no offline page",
 			"addr", listener.Addr().String())
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -270,4 +271,42 @@ func (h *demoHandler) etag(name string, info fs.FileInfo, data []byte) string {
 func etagOf(data []byte) string {
 	sum := sha256.Sum256(data)
 	return `"` + hex.EncodeToString(sum[:16]) + `"`
+}
+
+// requireLoopbackHost rejects with 421 Misdirected Request a request whose
+// Host header names anything but localhost or a loopback IP address, and
+// passes the others to next. A server on the loopback interface uses it
+// against DNS rebinding: a page of another origin that points its own
+// name at 127.0.0.1 sends that name as Host, so it cannot read the served
+// files. Rejections are logged at most clientErrorBurst times per
+// clientErrorWindow.
+func requireLoopbackHost(next http.Handler, logger *slog.Logger) http.Handler {
+	limiter := &logLimiter{burst: clientErrorBurst, window: clientErrorWindow, now: time.Now}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isLoopbackHost(r.Host) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if allowed, _ := limiter.allow(); allowed {
+			logger.Info("request for another host rejected", "host", loggedPath(r.Host),
+				"path", loggedPath(r.URL.Path), "remote", r.RemoteAddr)
+		}
+		http.Error(w, fmt.Sprintf("misdirected request: this server responds to localhost, 127.0.0.1 and [::1] only, not to Host %q: open the URL that serve printed",
+			loggedPath(r.Host)), http.StatusMisdirectedRequest)
+	})
+}
+
+// isLoopbackHost reports whether the Host header value hostport, with or
+// without a port, is localhost or a loopback IP address.
+func isLoopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -160,6 +160,58 @@ func TestServeBindsLoopbackByDefault(t *testing.T) {
 	}
 }
 
+// TestServeRejectsOtherHosts starts serve on 127.0.0.1 and sends the page's
+// URL with the Host headers of the loopback names, which get the page, and
+// with names of other origins, as a page that rebinds its own name to
+// 127.0.0.1 would send them, which get 421 Misdirected Request and a log
+// line.
+func TestServeRejectsOtherHosts(t *testing.T) {
+	server := startServe(t, "--www", writeSiteDir(t, true), "--addr", "127.0.0.1:0")
+	_, port, err := net.SplitHostPort(strings.TrimSuffix(strings.TrimPrefix(server.url, "http://"), "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		host string
+		want int
+	}{
+		{"127.0.0.1:" + port, http.StatusOK},
+		{"localhost:" + port, http.StatusOK},
+		{"LOCALHOST:" + port, http.StatusOK},
+		{"[::1]:" + port, http.StatusOK},
+		{"127.0.0.2:" + port, http.StatusOK},
+		{"127.0.0.1", http.StatusOK},
+		{"attacker.example:" + port, http.StatusMisdirectedRequest},
+		{"attacker.example", http.StatusMisdirectedRequest},
+		{"127.0.0.1.attacker.example:" + port, http.StatusMisdirectedRequest},
+		{"localhost.attacker.example:" + port, http.StatusMisdirectedRequest},
+		{"192.168.1.10:" + port, http.StatusMisdirectedRequest},
+		{"[::ffff:10.0.0.1]:" + port, http.StatusMisdirectedRequest},
+	}
+	for _, tt := range tests {
+		req, err := http.NewRequest(http.MethodGet, server.url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = tt.host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s with Host %q: %v", server.url, tt.host, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("GET %s with Host %q: status %d, want %d (body %q)", server.url, tt.host, resp.StatusCode, tt.want, body)
+		}
+		if tt.want == http.StatusMisdirectedRequest && !strings.Contains(string(body), "open the URL that serve printed") {
+			t.Errorf("Host %q: body %q, want it to say which URL to open", tt.host, body)
+		}
+	}
+	if !strings.Contains(server.logs.String(), `host=attacker.example`) {
+		t.Errorf("logs lack the rejected host:\n%s", server.logs)
+	}
+}
+
 // TestServeServesOnlyEmbeddedFiles serves the page embedded in this binary
 // and checks that every one of its files is served as it is. Paths that
 // lead out of the page, to dot files, to the Go sources beside it or to
