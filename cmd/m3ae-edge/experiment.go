@@ -285,8 +285,11 @@ func printExperimentSummary(w io.Writer, dir string, r *experiment.Results) erro
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "wall time %s over %d runs\nwrote %s, %s and %s\n",
-		formatSeconds(r.WallSeconds), len(r.Runs)+len(r.RandomInit),
+	runs := countNoun(len(r.Runs), "training run")
+	if len(r.RandomInit) > 0 {
+		runs += " and " + countNoun(len(r.RandomInit), "untrained baseline")
+	}
+	_, err := fmt.Fprintf(w, "wall time %s over %s\nwrote %s, %s and %s\n", formatSeconds(r.WallSeconds), runs,
 		filepath.Join(dir, "results.json"), filepath.Join(dir, "results.md"), filepath.Join(dir, "results.png"))
 	return err
 }

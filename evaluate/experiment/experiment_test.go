@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"image/png"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -232,12 +233,16 @@ func TestRunResumesInterruptedRun(t *testing.T) {
 		t.Fatal("the interrupted run wrote its result")
 	}
 
-	results, err := Run(context.Background(), cfg, Hooks{})
+	var logs bytes.Buffer
+	results, err := Run(context.Background(), cfg, Hooks{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(results.Runs) != 2 {
 		t.Fatalf("%d runs, want 2", len(results.Runs))
+	}
+	if want := fmt.Sprintf("msg=\"run resumed\" run=m3ae-seed1 from_step=%d steps=%d", stopAt, steps); !strings.Contains(logs.String(), want) {
+		t.Errorf("logs lack %q:\n%s", want, logs.String())
 	}
 	resumed := results.Runs[0]
 	if resumed.ResumedFromStep != stopAt || resumed.Steps != steps {

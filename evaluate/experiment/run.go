@@ -21,7 +21,7 @@ import (
 // Hooks connect a study to its caller. Every field is optional.
 type Hooks struct {
 	// Logger receives the study's lines: its start and end, and one line
-	// per run as it finishes or is skipped. Nil discards them.
+	// per run as it resumes, finishes or is skipped. Nil discards them.
 	Logger *slog.Logger
 	// TrainLogger receives the lines of every training run
 	// (trainrun.Hooks.Logger). Nil discards them.
@@ -112,8 +112,13 @@ func Run(ctx context.Context, cfg Config, hooks Hooks) (*Results, error) {
 		Probe:    s.probe.summary(),
 		Versions: CurrentVersions(),
 	}
+	baselines := 0
+	if cfg.RandomInitBaseline {
+		baselines = len(cfg.Seeds)
+	}
 	s.log.Info("study started", "study", cfg.Study, "arms", len(arms), "seeds", len(cfg.Seeds),
-		"runs", len(arms)*len(cfg.Seeds), "steps", cfg.Train.Steps, "batch", cfg.Train.BatchSize, "preset", cfg.Train.Preset, "dir", cfg.Dir)
+		"runs", len(arms)*len(cfg.Seeds), "baselines", baselines,
+		"steps", cfg.Train.Steps, "batch", cfg.Train.BatchSize, "preset", cfg.Train.Preset, "dir", cfg.Dir)
 
 	// Seeds outermost, so an interrupted study has compared every arm at
 	// the first seeds.
@@ -139,7 +144,7 @@ func Run(ctx context.Context, cfg Config, hooks Hooks) (*Results, error) {
 	if err := s.writeResults(true); err != nil {
 		return nil, err
 	}
-	s.log.Info("study finished", "study", cfg.Study, "runs", len(s.results.Runs),
+	s.log.Info("study finished", "study", cfg.Study, "runs", len(s.results.Runs), "baselines", len(s.results.RandomInit),
 		"wall", formatSeconds(s.results.WallSeconds), "results", filepath.Join(cfg.Dir, resultsMDName))
 	return &s.results, nil
 }
@@ -176,6 +181,9 @@ func (s *study) runArm(ctx context.Context, arm Arm, seed uint64) (RunResult, er
 		return RunResult{}, err
 	}
 	if resumedFrom < int64(opts.Steps) {
+		if resumedFrom > 0 {
+			s.log.Info("run resumed", "run", name, "from_step", resumedFrom, "steps", opts.Steps)
+		}
 		if err := s.train(ctx, name, dir, opts, resumedFrom > 0); err != nil {
 			return RunResult{}, err
 		}
