@@ -8,10 +8,8 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -75,28 +73,27 @@ func requireChromium(t *testing.T) {
 	}
 }
 
-// buildDemoSite writes the embedded page to a new folder with an
-// m3ae.wasm built from this tree and the toolchain's wasm_exec.js, so the
-// test needs no `make demo`.
+// buildDemoSite writes the embedded page to a new folder with both flavors
+// of the module built from this tree, m3ae.wasm with scalar kernels and
+// m3ae-simd.wasm with SIMD128 ones, which Chromium loads, and their
+// wasm_exec.js. So the test needs no `make demo`, and a module left in
+// www/static by an earlier one never runs in its place.
 func buildDemoSite(ctx context.Context, t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "www")
 	if err := os.CopyFS(dir, www.Files()); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{www.ModuleFile, www.WasmExecFile} {
-		// A module embedded by an earlier `make demo` may be stale.
+	for _, name := range []string{www.ModuleFile, www.SIMDModuleFile, www.WasmExecFile} {
 		os.Remove(filepath.Join(dir, name))
 	}
-
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	build := exec.CommandContext(ctx, goTool, "build", "-trimpath", "-o", filepath.Join(dir, www.ModuleFile),
-		"github.com/m3ae-edge/m3ae-edge/wasm/browser")
-	build.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
-	if output, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("GOOS=js GOARCH=wasm go build ./wasm/browser: %v\n%s", err, output)
+	if err := harness.BuildBrowserFlavor(ctx, harness.ScalarFlavor, filepath.Join(dir, www.ModuleFile)); err != nil {
+		t.Fatal(err)
 	}
-	wasmExec, err := os.ReadFile(filepath.Join(runtime.GOROOT(), "lib", "wasm", www.WasmExecFile))
+	if err := harness.BuildBrowserFlavor(ctx, harness.WasmSIMDFlavor, filepath.Join(dir, www.SIMDModuleFile)); err != nil {
+		t.Fatal(err)
+	}
+	wasmExec, err := harness.WasmExecJSFlavor(ctx, harness.ScalarFlavor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,6 +198,8 @@ type pageState struct {
 	Source string
 	// Error is the status line's error message.
 	Error string
+	// Module is the module file that the page's main worker runs.
+	Module string
 }
 
 // waitForPageState waits until the page has loaded the model or failed to.
@@ -212,6 +211,7 @@ func waitForPageState(ctx context.Context, t *testing.T) pageState {
 	}
 	page, err := chromedp.Run(ctx, chromedp.Evaluate[pageState](`({State: document.body.dataset.state,
 	    Source: document.body.dataset.modelSource || "",
+	    Module: document.body.dataset.module || "",
 	    Error: document.getElementById("status-error").textContent})`))
 	if err != nil {
 		t.Fatalf("read the page state: %v", err)
@@ -226,6 +226,11 @@ func waitForModel(ctx context.Context, t *testing.T) string {
 	page := waitForPageState(ctx, t)
 	if page.State != "ready" {
 		t.Fatalf("page state %q, want ready; error: %s", page.State, page.Error)
+	}
+	// Chromium supports WebAssembly SIMD, so the page must pick the SIMD
+	// flavor that buildDemoSite built.
+	if page.Module != www.SIMDModuleFile {
+		t.Errorf("page runs %q, want %s", page.Module, www.SIMDModuleFile)
 	}
 	return page.Source
 }

@@ -255,6 +255,7 @@ function modelLoaded(message) {
   state.modelCached = message.cached;
   document.body.dataset.state = "ready";
   document.body.dataset.modelSource = message.source;
+  document.body.dataset.module = message.module;
   $("download-progress").hidden = true;
   $("status-error").hidden = true;
   $("retry").hidden = true;
@@ -264,9 +265,11 @@ function modelLoaded(message) {
   $("status-text").textContent =
     `Model ${message.name} (${formatMB(message.bytes)}) ${from} and loaded in ${Math.round(message.millis)} ms.${cacheNote}`;
   const c = message.config;
+  const kernels = message.module === "m3ae-simd.wasm" ? "WebAssembly SIMD kernels" : "scalar kernels";
   $("model-info").textContent =
     `Model: ${message.name}, ${c.imageSize}×${c.imageSize} images in ${c.patchSize}×${c.patchSize} patches, ` +
-    `${c.textLength} text positions, encoder width ${c.embedDim} and depth ${c.depth}.`;
+    `${c.textLength} text positions, encoder width ${c.embedDim} and depth ${c.depth}, ` +
+    `run by ${message.module} (${kernels}).`;
   $("text-ratio-hint").textContent =
     `Fraction of the caption's ${c.textLength} positions hidden, padding included, so a short caption may keep all its words.`;
   fillLayerOptions(c.depth);

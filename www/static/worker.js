@@ -88,6 +88,9 @@ const moduleReady = (async () => {
   if (instance === null) {
     throw new Error(failures.join("; "));
   }
+  if (failures.length > 0) {
+    console.info(`m3ae: ${failures.join("; ")}; running ${moduleFile} instead.`);
+  }
   // go.run defines globalThis.m3ae before it returns its promise, which
   // settles when the Go program exits.
   go.run(instance).then(
