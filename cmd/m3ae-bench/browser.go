@@ -578,8 +578,8 @@ func browserText(env *benchEnv, diffs outputDiffs, simdMissing string) string {
 		goRelease(), harness.SIMDToolchain)
 	for _, preset := range inferencePresets(env) {
 		counts := inferenceRuns(env, preset)
-		fmt.Fprintf(&b, "%s makes %d warm-up calls on our side and %d on onnxruntime-web's before the timed ones. ",
-			preset, counts.oursWarmup, counts.peerWarmup)
+		fmt.Fprintf(&b, "%s makes %s on our side and %d on onnxruntime-web's before the timed ones. ",
+			preset, fmt.Sprintf("%d warm-up call%s", counts.oursWarmup, plural(counts.oursWarmup)), counts.peerWarmup)
 	}
 	b.WriteString("p90 is the nearest-rank 90th percentile. ours/theirs is the core row's median over onnxruntime-web's: above 1, ours is slower. " +
 		"simd speed-up is the scalar median over the SIMD median: above 1, the SIMD flavor is faster. ")

@@ -515,9 +515,9 @@ func renderKernels(res *kernelsResult) string {
 		"built with GOTOOLCHAIN=%s GOEXPERIMENT=simd, whose kernels use WebAssembly SIMD128, and runs "+
 		"without interruption. "+
 		"Each figure is GFLOP/s: 2 x rows x in x out over the median time of one call, after one warm-up "+
-		"call, from at least %d timed calls that take at least %s in all.",
+		"call, from at least %d timed call%s that take at least %s in all.",
 		envOr("GOEXPERIMENT", defaultGoExperiment), targetKernel(nativeSIMD), res.wazero, harness.SIMDToolchain,
-		res.timing.minCalls, res.timing.minTime))
+		res.timing.minCalls, plural(res.timing.minCalls), res.timing.minTime))
 	writeParagraph(&b, clockSentence(res.targets))
 
 	peak := res.peak

@@ -597,8 +597,8 @@ func onnxNodeText(env *benchEnv, worstDiff float64) string {
 		"and its outputs have the same bits. ")
 	for _, preset := range inferencePresets(env) {
 		counts := inferenceRuns(env, preset)
-		fmt.Fprintf(&b, "%s makes %d warm-up calls on our side and %d on ONNX Runtime's before the timed ones. ",
-			preset, counts.oursWarmup, counts.peerWarmup)
+		fmt.Fprintf(&b, "%s makes %s on our side and %d on ONNX Runtime's before the timed ones. ",
+			preset, fmt.Sprintf("%d warm-up call%s", counts.oursWarmup, plural(counts.oursWarmup)), counts.peerWarmup)
 	}
 	fmt.Fprintf(&b, "p90 is the nearest-rank 90th percentile. ours/theirs, on our rows, is the row's median over "+
 		"onnxruntime-node's median at the same thread count: above 1, ours is slower. "+

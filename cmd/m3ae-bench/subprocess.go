@@ -56,6 +56,9 @@ func runChild(ctx context.Context, extraEnv []string, name string, args ...strin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s stopped: %w", filepath.Base(name), context.Cause(ctx))
+		}
 		return nil, fmt.Errorf("%s %s failed: %w\n%s", filepath.Base(name), strings.Join(args, " "), err, tail(stderr.String(), 2000))
 	}
 	return stdout.Bytes(), nil
