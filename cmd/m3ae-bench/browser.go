@@ -334,7 +334,7 @@ func writeForwardInputs(dir string, s *inferenceSetup) error {
 		return err
 	}
 	files := map[string][]byte{
-		forwardinput.PatchesFile:   float32Bytes(s.in.Patches),
+		forwardinput.PatchesFile:   forwardinput.Float32Bytes(s.in.Patches),
 		forwardinput.TokensFile:    int32Bytes(s.in.Tokens),
 		forwardinput.ImageMaskFile: maskBytes(s.masks.Image),
 		forwardinput.TextMaskFile:  maskBytes(s.masks.Text),

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/m3ae-edge/m3ae-edge/cmd/m3ae-bench/internal/forwardinput"
 	"github.com/m3ae-edge/m3ae-edge/core"
 	"github.com/m3ae-edge/m3ae-edge/core/bertvocab"
 	"github.com/m3ae-edge/m3ae-edge/export/onnx"
@@ -210,33 +211,17 @@ type tensorJSON struct {
 }
 
 func float32Tensor(dims []int, values []float32) tensorJSON {
-	return tensorJSON{Type: "float32", Dims: dims, Data: base64.StdEncoding.EncodeToString(float32Bytes(values))}
+	return tensorJSON{Type: "float32", Dims: dims, Data: base64.StdEncoding.EncodeToString(forwardinput.Float32Bytes(values))}
 }
 
 func int32Tensor(dims []int, values []int32) tensorJSON {
 	return tensorJSON{Type: "int32", Dims: dims, Data: base64.StdEncoding.EncodeToString(int32Bytes(values))}
 }
 
-func float32Bytes(values []float32) []byte {
-	out := make([]byte, 0, 4*len(values))
-	for _, v := range values {
-		out = binary.LittleEndian.AppendUint32(out, math.Float32bits(v))
-	}
-	return out
-}
-
 func int32Bytes(values []int32) []byte {
 	out := make([]byte, 0, 4*len(values))
 	for _, v := range values {
 		out = binary.LittleEndian.AppendUint32(out, uint32(v))
-	}
-	return out
-}
-
-func bytesToFloat32s(data []byte) []float32 {
-	out := make([]float32, len(data)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
 	}
 	return out
 }
@@ -490,7 +475,7 @@ func (f scalarForward) run(ctx context.Context, op inferenceOp, counts runCounts
 	if err != nil {
 		return nil, nil, fmt.Errorf("forwardbench output: %w", err)
 	}
-	return report.Millis, bytesToFloat32s(raw), nil
+	return report.Millis, forwardinput.Float32s(raw), nil
 }
 
 // timeONNXNodeOp times op on the core at each of onnxNodeThreads, on the
@@ -543,7 +528,7 @@ func timeONNXNodeOp(ctx context.Context, table *markdownTable, runner *nodeRunne
 		if err != nil {
 			return 0, fmt.Errorf("onnxruntime-node output %s: %w", op.output, err)
 		}
-		diff := maxAbsDiff(bytesToFloat32s(data), want)
+		diff := maxAbsDiff(forwardinput.Float32s(data), want)
 		if diff > maxOutputDiff {
 			return 0, fmt.Errorf("onnxruntime-node's %s differs from the core's by %g, over %g: the two sides did not run the same model",
 				op.output, diff, maxOutputDiff)

@@ -14,12 +14,10 @@ package main
 
 import (
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -100,11 +98,7 @@ func run(dir, op string, warmup, runs int) error {
 		}
 		r.Millis[i] = float64(time.Since(start).Nanoseconds()) / 1e6
 	}
-	raw := make([]byte, 4*len(output))
-	for i, v := range output {
-		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
-	}
-	r.Output = base64.StdEncoding.EncodeToString(raw)
+	r.Output = base64.StdEncoding.EncodeToString(forwardinput.Float32Bytes(output))
 	bench, err := core.NewDenseBenchmark(1, 1, 1, false, 0)
 	if err != nil {
 		return err

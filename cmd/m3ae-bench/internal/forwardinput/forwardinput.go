@@ -30,10 +30,7 @@ func Decode(patches, tokens, imageMask, textMask []byte) (core.Inputs, core.Mask
 		return core.Inputs{}, core.Masks{}, fmt.Errorf("patches (%d bytes) and tokens (%d bytes) must be whole 4-byte values",
 			len(patches), len(tokens))
 	}
-	in := core.Inputs{Patches: make([]float32, len(patches)/4), Tokens: make([]int32, len(tokens)/4)}
-	for i := range in.Patches {
-		in.Patches[i] = math.Float32frombits(binary.LittleEndian.Uint32(patches[4*i:]))
-	}
+	in := core.Inputs{Patches: Float32s(patches), Tokens: make([]int32, len(tokens)/4)}
 	for i := range in.Tokens {
 		in.Tokens[i] = int32(binary.LittleEndian.Uint32(tokens[4*i:]))
 	}
@@ -58,4 +55,23 @@ func ReadDir(dir string) (core.Inputs, core.Masks, error) {
 		parts[i] = data
 	}
 	return Decode(parts[0], parts[1], parts[2], parts[3])
+}
+
+// Float32Bytes returns the little-endian bytes of values.
+func Float32Bytes(values []float32) []byte {
+	out := make([]byte, 0, 4*len(values))
+	for _, v := range values {
+		out = binary.LittleEndian.AppendUint32(out, math.Float32bits(v))
+	}
+	return out
+}
+
+// Float32s returns the float32 values of little-endian data, whose length
+// is a multiple of 4.
+func Float32s(data []byte) []float32 {
+	out := make([]float32, len(data)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
+	}
+	return out
 }

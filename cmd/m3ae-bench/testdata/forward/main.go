@@ -24,9 +24,7 @@
 package main
 
 import (
-	"encoding/binary"
 	"errors"
-	"math"
 	"syscall/js"
 
 	"github.com/m3ae-edge/m3ae-edge/cmd/m3ae-bench/internal/forwardinput"
@@ -75,10 +73,7 @@ func result(values []float32, err error) any {
 	if values == nil {
 		return js.Undefined()
 	}
-	raw := make([]byte, 4*len(values))
-	for i, v := range values {
-		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
-	}
+	raw := forwardinput.Float32Bytes(values)
 	bytes := js.Global().Get("Uint8Array").New(len(raw))
 	js.CopyBytesToJS(bytes, raw)
 	return js.Global().Get("Float32Array").New(bytes.Get("buffer"))
