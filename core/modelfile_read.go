@@ -203,12 +203,12 @@ func newTokenWalker(raw []byte) *tokenWalker {
 	return &tokenWalker{raw: raw, dec: dec}
 }
 
-// jsonSpace holds the JSON whitespace characters.
+// jsonSpace is the set of JSON whitespace characters.
 const jsonSpace = " \t\r\n"
 
 // more reports whether the current object or array has another element.
 // It is false when only JSON whitespace is left, as json.Decoder.More is
-// under Go 1.26; the encoding/json of Go 1.27 reports true there, and its
+// under Go 1.26. The encoding/json of Go 1.27 reports true there, and its
 // next Token then fails with a syntax error instead of io.EOF.
 func (p *tokenWalker) more() bool {
 	if len(bytes.TrimLeft(p.raw[p.dec.InputOffset():], jsonSpace)) == 0 {
@@ -219,10 +219,10 @@ func (p *tokenWalker) more() bool {
 
 // next returns the next token. The where argument names the value being
 // read, for error messages. Input cut short is reported as such under
-// every toolchain: Go 1.26 and 1.27 both give io.EOF for input that ends
-// between tokens and io.ErrUnexpectedEOF for input that ends inside one,
-// but Go 1.27 gives a syntax error for input that ends right after a ','
-// (Go 1.26: io.EOF), so the walker also checks what was left to read.
+// every toolchain. Go 1.26 and 1.27 both give io.EOF for input that ends
+// between tokens and io.ErrUnexpectedEOF for input that ends inside one.
+// For input that ends right after a ',' Go 1.27 gives a syntax error where
+// Go 1.26 gives io.EOF, so the walker also checks what was left to read.
 func (p *tokenWalker) next(where string) (json.Token, error) {
 	start := p.dec.InputOffset()
 	tok, err := p.dec.Token()
@@ -235,8 +235,8 @@ func (p *tokenWalker) next(where string) (json.Token, error) {
 	return tok, nil
 }
 
-// endsAfterSeparator reports whether rest, the input after the last
-// token read, holds at most one ',' or ':' and JSON whitespace: the input
+// endsAfterSeparator reports whether rest, the input after the last token
+// read, is JSON whitespace and at most one ',' or ':', so that the input
 // ends where a value or key must follow.
 func endsAfterSeparator(rest []byte) bool {
 	rest = bytes.Trim(rest, jsonSpace)

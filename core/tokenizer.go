@@ -73,7 +73,7 @@ var ErrInvalidVocab = errors.New("invalid vocabulary")
 // same whichever toolchain builds core (Go 1.27's unicode package is
 // newer), and decompositions from unicode_tables.go (Unicode 14.0.0).
 // tokenizers 0.23.2 uses other Unicode tables, so 624 rarely used code
-// points give other words there; testdata/tokenizer/skew.txt lists them,
+// points give other words there. testdata/tokenizer/skew.txt lists them,
 // and a test compares every other code point. A Tokenizer is immutable
 // and safe for concurrent use.
 type Tokenizer struct {
@@ -497,12 +497,13 @@ func isBertPunct(r rune) bool {
 	return isASCIIPunct(r) || isPunct(r)
 }
 
-// The functions below answer what the tokenizer asks of Go's unicode
-// package from the copy in unicode_go_tables.go, so that the answers do not
-// change with the toolchain. Each gives the same result as the function of
-// the unicode package named in its comment, under the toolchain that wrote
-// the tables; TestGoUnicodeTables checks that. unicode.Is only searches the
-// table it is given, and its search is the same in every Go version.
+// The functions below look up, in the copy in unicode_go_tables.go, the
+// character classes that the tokenizer would otherwise take from Go's
+// unicode package, so that their results do not change with the toolchain.
+// Each returns what the unicode function named in its comment returns under
+// the toolchain that wrote the tables, which TestGoUnicodeTables checks.
+// unicode.Is only searches the table it is given, and its search is the same
+// in every Go version.
 
 // isControlFormatOrPrivate is unicode.In(r, unicode.Cc, unicode.Cf,
 // unicode.Co).
@@ -522,8 +523,8 @@ func isSpace(r rune) bool {
 	return unicode.Is(goWhiteSpace, r)
 }
 
-// isPunct is unicode.IsPunct. For Latin-1 that reads category P from a
-// property table of its own, and goP gives the same answers there.
+// isPunct is unicode.IsPunct. For Latin-1 that function reads category P
+// from a property table of its own, and goP gives the same results there.
 func isPunct(r rune) bool {
 	return unicode.Is(goP, r)
 }

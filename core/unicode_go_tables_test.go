@@ -26,7 +26,7 @@ var goUnicodeRangeTables = []struct {
 
 // TestGoUnicodeTables checks that unicode_go_tables.go is an exact copy of
 // the unicode package it was generated from, and that the tokenizer's
-// functions over it answer as the unicode package's functions do for
+// functions over it return what the unicode package's functions return for
 // every rune. It can only run under a toolchain with the tables' Unicode
 // version (Go 1.26); under any other it skips.
 func TestGoUnicodeTables(t *testing.T) {
@@ -60,7 +60,7 @@ func TestGoUnicodeTables(t *testing.T) {
 		{"isPunct", isPunct, unicode.IsPunct},
 		{"unicode.Is(goMn)", func(r rune) bool { return unicode.Is(goMn, r) }, func(r rune) bool { return unicode.Is(unicode.Mn, r) }},
 	}
-	// -1 and MaxRune+1 check that invalid runes give the same answers.
+	// -1 and MaxRune+1 check that invalid runes give the same results.
 	const first, last = rune(-1), unicode.MaxRune + 1
 	for _, f := range funcs {
 		mismatches := 0

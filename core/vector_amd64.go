@@ -96,7 +96,7 @@ func geluInPlace(x []float32) {
 		geluInPlaceScalar(x)
 		return
 	}
-	one := archsimd.BroadcastFloat32x8(1) // the constant 1 in every lane
+	ones := archsimd.BroadcastFloat32x8(1) // the constant 1 in every lane
 	two := archsimd.BroadcastFloat32x8(2)
 	half := archsimd.BroadcastFloat32x8(0.5)
 	var zero archsimd.Float32x8
@@ -123,12 +123,12 @@ func geluInPlace(x []float32) {
 		p := expTaylor32x8(r)
 		e := p.Mul(n.Add(archsimd.BroadcastInt32x8(127)).ShiftAllLeft(23).AsFloat32x8())
 
-		th := one.Sub(two.Div(e.Add(one)))
+		th := ones.Sub(two.Div(e.Add(ones)))
 		th = a.Merge(th, a.Less(archsimd.BroadcastFloat32x8(tanhLinear)))
-		th = one.Merge(th, a.Greater(archsimd.BroadcastFloat32x8(tanhSaturation)))
+		th = ones.Merge(th, a.Greater(archsimd.BroadcastFloat32x8(tanhSaturation)))
 		th = zero.Sub(th).Merge(th, negative)
 
-		half.Mul(v).Mul(one.Add(th)).Store(lanes)
+		half.Mul(v).Mul(ones.Add(th)).Store(lanes)
 	}
 	archsimd.ClearAVXUpperBits()
 	geluInPlaceScalar(x[i:])
@@ -246,13 +246,13 @@ func storeFloat32x8(row []float32, col int, v archsimd.Float32x8) {
 // lane, with exp32's operations in their order. It is small enough for Go
 // to inline, so the kernels' loops make no call.
 func expTaylor32x8(r archsimd.Float32x8) archsimd.Float32x8 {
-	one := archsimd.BroadcastFloat32x8(1)
+	ones := archsimd.BroadcastFloat32x8(1)
 	p := archsimd.BroadcastFloat32x8(1.0 / 5040)
 	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 720))
 	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 120))
 	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 24))
 	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(1.0 / 6))
 	p = p.Mul(r).Add(archsimd.BroadcastFloat32x8(0.5))
-	p = p.Mul(r).Add(one)
-	return p.Mul(r).Add(one)
+	p = p.Mul(r).Add(ones)
+	return p.Mul(r).Add(ones)
 }

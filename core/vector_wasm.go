@@ -78,7 +78,7 @@ func weightedRowSum(out, weights, v []float32, stride int) {
 // describes. The loop body is written out rather than called, because a
 // call costs Go's wasm code a spill of every live value.
 func geluInPlace(x []float32) {
-	one := archsimd.BroadcastFloat32x4(1) // the constant 1 in every lane
+	ones := archsimd.BroadcastFloat32x4(1) // the constant 1 in every lane
 	two := archsimd.BroadcastFloat32x4(2)
 	half := archsimd.BroadcastFloat32x4(0.5)
 	var zero archsimd.Float32x4
@@ -105,12 +105,12 @@ func geluInPlace(x []float32) {
 		p := expTaylor32x4(r)
 		e := p.Mul(n.Add(archsimd.BroadcastInt32x4(127)).ShiftAllLeft(23).ToBits().BitsToFloat32())
 
-		th := one.Sub(two.Div(e.Add(one)))
+		th := ones.Sub(two.Div(e.Add(ones)))
 		th = a.IfElse(a.Less(archsimd.BroadcastFloat32x4(tanhLinear)), th)
-		th = one.IfElse(a.Greater(archsimd.BroadcastFloat32x4(tanhSaturation)), th)
+		th = ones.IfElse(a.Greater(archsimd.BroadcastFloat32x4(tanhSaturation)), th)
 		th = zero.Sub(th).IfElse(negative, th)
 
-		half.Mul(v).Mul(one.Add(th)).Store(lanes)
+		half.Mul(v).Mul(ones.Add(th)).Store(lanes)
 	}
 	geluInPlaceScalar(x[i:])
 }
@@ -189,13 +189,13 @@ func addInPlace(dst, src []float32) {
 // lane, with exp32's operations in their order. It is small enough for Go
 // to inline, so the kernels' loops make no call.
 func expTaylor32x4(r archsimd.Float32x4) archsimd.Float32x4 {
-	one := archsimd.BroadcastFloat32x4(1)
+	ones := archsimd.BroadcastFloat32x4(1)
 	p := archsimd.BroadcastFloat32x4(1.0 / 5040)
 	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 720))
 	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 120))
 	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 24))
 	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(1.0 / 6))
 	p = p.Mul(r).Add(archsimd.BroadcastFloat32x4(0.5))
-	p = p.Mul(r).Add(one)
-	return p.Mul(r).Add(one)
+	p = p.Mul(r).Add(ones)
+	return p.Mul(r).Add(ones)
 }

@@ -160,11 +160,10 @@ func TestServeBindsLoopbackByDefault(t *testing.T) {
 	}
 }
 
-// TestServeRejectsOtherHosts starts serve on 127.0.0.1 and sends the page's
-// URL with the Host headers of the loopback names, which get the page, and
-// with names of other origins, as a page that rebinds its own name to
-// 127.0.0.1 would send them, which get 421 Misdirected Request and a log
-// line.
+// TestServeRejectsOtherHosts starts serve on 127.0.0.1 and requests the
+// page's URL with various Host headers. Loopback names get the page. Names
+// of other origins, as a page that rebinds its own name to 127.0.0.1 sends
+// them, get 421 Misdirected Request and a log line.
 func TestServeRejectsOtherHosts(t *testing.T) {
 	server := startServe(t, "--www", writeSiteDir(t, true), "--addr", "127.0.0.1:0")
 	_, port, err := net.SplitHostPort(strings.TrimSuffix(strings.TrimPrefix(server.url, "http://"), "/"))
